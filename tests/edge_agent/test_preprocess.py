@@ -1,0 +1,99 @@
+"""The agent's preprocessing equals the training definition, written out plainly in numpy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.preprocess import LETTERBOX_FILL, Preprocessor, geometry
+from models.manifest import InputSpec
+
+
+def reference(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Colour order, resize (stretch or centred letterbox), scale, (x - mean) / std, layout: step by step."""
+    h, w = spec.height, spec.width
+    if spec.color_order == "GRAY":  # converted before resizing (cheaper, and how training defines it)
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if spec.resize == "stretch":
+        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        f = min(w / image.shape[1], h / image.shape[0])
+        rw, rh = int(image.shape[1] * f), int(image.shape[0] * f)
+        resized = np.full((h, w) + image.shape[2:], LETTERBOX_FILL, np.uint8)
+        top, left = (h - rh) // 2, (w - rw) // 2
+        resized[top:top + rh, left:left + rw] = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    if spec.color_order == "RGB":
+        pixels = resized[:, :, ::-1]
+    elif spec.color_order == "GRAY":
+        pixels = resized[:, :, None]
+    else:
+        pixels = resized
+    if spec.dtype == "float32":
+        x = pixels.astype(np.float32) * spec.scale
+        x = (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
+    else:
+        x = pixels.copy()
+    x = x.transpose(2, 0, 1) if spec.layout == "NCHW" else x
+    return np.ascontiguousarray(x[None])
+
+
+@pytest.fixture()
+def frame() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+def _spec(color: str, layout: str, **kw) -> InputSpec:
+    c = 1 if color == "GRAY" else 3
+    shape = [1, c, 24, 32] if layout == "NCHW" else [1, 24, 32, c]
+    mean = [0.5] if c == 1 else [0.485, 0.456, 0.406]
+    std = [0.25] if c == 1 else [0.229, 0.224, 0.225]
+    return InputSpec(shape=shape, layout=layout, color_order=color, mean=mean, std=std, **kw)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("color", ["RGB", "BGR", "GRAY"])
+def test_float_input_equals_numpy_reference(frame, color, layout):
+    spec = _spec(color, layout)
+    got = Preprocessor(spec)(frame)
+    want = reference(frame, spec)
+    assert got.shape == tuple(spec.shape) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_letterbox_matches_reference_and_geometry_maps_back(frame, layout):
+    spec = _spec("RGB", layout, resize="letterbox")
+    spec = spec.model_copy(update={"shape": [1, 3, 32, 32] if layout == "NCHW" else [1, 32, 32, 3]})
+    np.testing.assert_allclose(Preprocessor(spec)(frame), reference(frame, spec), rtol=1e-5, atol=1e-5)
+    g = geometry(spec, 64, 48)  # 64x48 -> 32x24 centred in 32x32: 4 rows of padding on top
+    assert (g.scale_x, g.scale_y, g.pad_x, g.pad_y) == (0.5, 0.5, 0.0, 4.0)
+    assert g.to_frame(16.0, 16.0) == (32.0, 24.0)
+
+
+def test_uint8_input_keeps_raw_pixels(frame):
+    spec = _spec("RGB", "NHWC", dtype="uint8")
+    got = Preprocessor(spec)(frame)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, reference(frame, spec))
+
+
+def test_writes_into_the_callers_buffer(frame):
+    pre = Preprocessor(_spec("RGB", "NCHW"))
+    buf = pre.new_buffer()
+    out = pre(frame, out=buf)
+    assert out is buf
+    np.testing.assert_allclose(buf, reference(frame, pre.spec), rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_buffer_or_frame_is_refused_with_a_reason(frame):
+    pre = Preprocessor(_spec("RGB", "NCHW"))
+    with pytest.raises(ValueError, match="output buffer"):
+        pre(frame, out=np.empty((1, 3, 10, 10), np.float32))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pre(frame.astype(np.float32))
+
+
+def test_spec_whose_channels_disagree_with_colour_order_is_refused():
+    with pytest.raises(ValueError, match="channels"):
+        Preprocessor(InputSpec(shape=[1, 1, 8, 8], color_order="RGB"))
