@@ -30,6 +30,8 @@ class Geometry:
     scale_y: float
     pad_x: float
     pad_y: float
+    frame_width: int = 0
+    frame_height: int = 0
 
     def to_frame(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple:
         return (x - self.pad_x) / self.scale_x, (y - self.pad_y) / self.scale_y
@@ -39,10 +41,11 @@ def geometry(spec: InputSpec, frame_width: int, frame_height: int) -> Geometry:
     """The resize geometry a frame of this size gets (the same arithmetic OpenCV's letterbox uses)."""
     w, h = spec.width, spec.height
     if spec.resize == "stretch":
-        return Geometry(w / frame_width, h / frame_height, 0.0, 0.0)
+        return Geometry(w / frame_width, h / frame_height, 0.0, 0.0, frame_width, frame_height)
     factor = min(w / frame_width, h / frame_height)
     rw, rh = int(frame_width * factor), int(frame_height * factor)
-    return Geometry(rw / frame_width, rh / frame_height, float((w - rw) // 2), float((h - rh) // 2))
+    return Geometry(rw / frame_width, rh / frame_height, float((w - rw) // 2), float((h - rh) // 2),
+                    frame_width, frame_height)
 
 
 class Preprocessor:

@@ -1,0 +1,54 @@
+"""Classification: class scores -> the top-k labels.
+
+``logits``: the model ends in raw logits, the agent applies softmax. ``softmax``: the package promises a
+probability output; a model that in fact emits logits (negative values or rows not summing to 1) still gets
+softmax applied, so scores are always probabilities in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edge_agent.postprocess import POSTPROCESSORS
+from edge_agent.postprocess.results import Classification
+from edge_agent.preprocess import Geometry
+from models.manifest import Manifest
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.float64) - np.max(x)
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def is_distribution(x: np.ndarray) -> bool:
+    return bool(np.all(x >= 0.0) and abs(float(x.sum()) - 1.0) < 1e-3)
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> tuple[Classification, ...]:
+    k = min(k, probabilities.size)
+    idx = np.argpartition(-probabilities, k - 1)[:k]
+    idx = idx[np.argsort(-probabilities[idx], kind="stable")]
+    return tuple(Classification(_label(labels, int(i)), float(probabilities[i]), int(i)) for i in idx)
+
+
+def _label(labels: Sequence[str], i: int) -> str:
+    return labels[i] if i < len(labels) else str(i)
+
+
+@POSTPROCESSORS.register("softmax")
+@POSTPROCESSORS.register("logits")
+class ClassificationDecoder:
+    def __init__(self, manifest: Manifest, *, top_k: int = 3, score_threshold: float | None = None) -> None:
+        self.labels = list(manifest.labels)
+        self.k = top_k
+        self.always_softmax = manifest.output.decoding == "logits"
+        self.min_score = score_threshold if score_threshold is not None else 0.0
+
+    def __call__(self, outputs: Sequence[np.ndarray], geometry: Geometry | None = None) -> tuple[Classification, ...]:
+        scores = np.asarray(outputs[0]).reshape(-1)
+        if scores.size != len(self.labels):
+            raise ValueError(f"model gave {scores.size} scores for {len(self.labels)} labels")
+        probs = softmax(scores) if self.always_softmax or not is_distribution(scores) else scores
+        return tuple(c for c in top_k(probs, self.labels, self.k) if c.score >= self.min_score)

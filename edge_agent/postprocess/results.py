@@ -1,0 +1,47 @@
+"""What the pipeline hands to sinks: frozen values, cheap to pass between threads and to serialise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Classification:
+    label: str
+    score: float
+    index: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    """``box`` is (x1, y1, x2, y2) in frame pixels; ``index`` is the class index."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    index: int = -1
+
+
+@dataclass(frozen=True)
+class Result:
+    """One frame's outcome. ``captured_at`` is the frame's time.monotonic(); ``latency_ms`` runs from capture
+    to the moment the result was handed to the sinks."""
+
+    frame_index: int
+    captured_at: float
+    results: tuple[Classification | Detection, ...]
+    inference_ms: float
+    latency_ms: float
+
+    @property
+    def top(self) -> Classification | Detection | None:
+        return self.results[0] if self.results else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["results"] = [
+            {"kind": "detection" if isinstance(r, Detection) else "classification", **asdict(r)}
+            for r in self.results
+        ]
+        return out
