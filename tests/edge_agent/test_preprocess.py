@@ -11,22 +11,26 @@ from models.manifest import InputSpec
 
 
 def reference(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Colour order, resize (stretch or centred letterbox), scale, (x - mean) / std, layout: step by step."""
+    """Resize (INTER_AREA shrinking, INTER_LINEAR enlarging; stretch or centred letterbox), colour order, scale,
+    (x - mean) / std, layout: step by step."""
     h, w = spec.height, spec.width
-    if spec.color_order == "GRAY":  # converted before resizing (cheaper, and how training defines it)
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+    def resize(im, tw, th):
+        shrink = im.shape[0] > th or im.shape[1] > tw
+        return cv2.resize(im, (tw, th), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
     if spec.resize == "stretch":
-        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        resized = resize(image, w, h)
     else:
         f = min(w / image.shape[1], h / image.shape[0])
         rw, rh = int(image.shape[1] * f), int(image.shape[0] * f)
-        resized = np.full((h, w) + image.shape[2:], LETTERBOX_FILL, np.uint8)
+        resized = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
         top, left = (h - rh) // 2, (w - rw) // 2
-        resized[top:top + rh, left:left + rw] = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        resized[top:top + rh, left:left + rw] = resize(image, rw, rh)
     if spec.color_order == "RGB":
         pixels = resized[:, :, ::-1]
     elif spec.color_order == "GRAY":
-        pixels = resized[:, :, None]
+        pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[:, :, None]
     else:
         pixels = resized
     if spec.dtype == "float32":
@@ -69,6 +73,23 @@ def test_letterbox_matches_reference_and_geometry_maps_back(frame, layout):
     g = geometry(spec, 64, 48)  # 64x48 -> 32x24 centred in 32x32: 4 rows of padding on top
     assert (g.scale_x, g.scale_y, g.pad_x, g.pad_y) == (0.5, 0.5, 0.0, 4.0)
     assert g.to_frame(16.0, 16.0) == (32.0, 24.0)
+
+
+@pytest.mark.parametrize("size", [(24, 32), (96, 128), (48, 64)])  # shrink, enlarge, same size
+@pytest.mark.parametrize("color", ["RGB", "GRAY"])
+def test_equals_trainings_own_preprocessing(frame, color, size):
+    training = pytest.importorskip("training.preprocess")
+    spec = _spec(color, "NCHW").model_copy(update={"shape": [1, 1 if color == "GRAY" else 3, *size]})
+    want = training.to_tensor(frame[None], spec, source_order="BGR")
+    np.testing.assert_allclose(Preprocessor(spec)(frame), want, rtol=1e-5, atol=1e-5)
+
+
+def test_frames_of_changing_size_each_get_their_own_letterbox(frame):
+    spec = InputSpec(shape=[1, 3, 32, 32], resize="letterbox")
+    pre = Preprocessor(spec)
+    tall = np.ascontiguousarray(frame.transpose(1, 0, 2))  # 64x48 -> padding left and right instead of on top
+    for image in (frame, tall, frame):
+        np.testing.assert_allclose(pre(image), reference(image, spec), rtol=1e-5, atol=1e-5)
 
 
 def test_uint8_input_keeps_raw_pixels(frame):
