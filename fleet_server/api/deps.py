@@ -1,0 +1,57 @@
+"""Shared dependencies: the running Fleet, a database session, and the caller's API key with role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from fleet_server.db import ApiKey
+from fleet_server.runtime import Fleet
+from fleet_server.services import apikeys
+
+_bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key in the X-API-Key header")
+
+
+def get_fleet(request: Request) -> Fleet:
+    return request.app.state.fleet
+
+
+FleetDep = Annotated[Fleet, Depends(get_fleet)]
+
+
+def get_session(fleet: FleetDep) -> Iterator[Session]:
+    """A session per request. Routes that change things commit explicitly before publishing to MQTT;
+    anything not committed is rolled back here."""
+    with fleet.db.sessions() as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_key(session: SessionDep,
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+                header: Annotated[str | None, Security(_header)] = None) -> ApiKey:
+    return apikeys.authenticate(session, bearer.credentials if bearer else header)
+
+
+def _role(role: str):  # noqa: ANN202 - returns a dependency
+    def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+        apikeys.require(key, role)
+        return key
+
+    check.__name__ = f"require_{role}"
+    return check
+
+
+ViewerKey = Annotated[ApiKey, Depends(_role("viewer"))]
+OperatorKey = Annotated[ApiKey, Depends(_role("operator"))]
+AdminKey = Annotated[ApiKey, Depends(_role("admin"))]

@@ -1,0 +1,48 @@
+"""The device registry: list and inspect (viewer), decommission (operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
+from fleet_server.errors import InvalidInput
+from fleet_server.schemas import DeviceView
+from fleet_server.services import apikeys, registry
+from fleet_server.services.views import device_view
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+def parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"tag filter {pair!r} must look like key=value")
+        tags[key] = value
+    return tags
+
+
+@router.get("", response_model=list[DeviceView])
+def list_devices(session: SessionDep, _key: ViewerKey,
+                 tag: Annotated[list[str], Query(description="key=value; repeat to require several")] = [],  # noqa: B006
+                 include_decommissioned: bool = False) -> list[DeviceView]:
+    devices = registry.list_devices(session, tags=parse_tags(tag), include_decommissioned=include_decommissioned)
+    return [device_view(d) for d in devices]
+
+
+@router.get("/{device_id}", response_model=DeviceView)
+def get_device(device_id: str, session: SessionDep, _key: ViewerKey) -> DeviceView:
+    return device_view(registry.get_device(session, device_id))
+
+
+@router.delete("/{device_id}", response_model=DeviceView)
+def decommission(device_id: str, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> DeviceView:
+    """Revoke the device's MQTT credentials and certificate (CRL), clear its retained desired twin, and keep
+    its row marked decommissioned."""
+    device = registry.decommission(session, device_id, actor=apikeys.actor_of(key))
+    session.commit()
+    fleet.after_decommission(device_id)
+    return device_view(device)

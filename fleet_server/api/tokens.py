@@ -1,0 +1,25 @@
+"""Enrollment tokens: create (operator), list (viewer)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fleet_server.api.deps import OperatorKey, SessionDep, ViewerKey
+from fleet_server.schemas import TokenCreate, TokenCreated, TokenInfo
+from fleet_server.services import apikeys, tokens
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+@router.post("", response_model=TokenCreated, status_code=201)
+def create_token(body: TokenCreate, session: SessionDep, key: OperatorKey) -> TokenCreated:
+    """A new enrollment token; its secret is in this reply only."""
+    row, plaintext = tokens.create_token(session, actor=apikeys.actor_of(key), ttl_s=body.ttl_s, uses=body.uses,
+                                         tags=body.tags)
+    session.commit()
+    return TokenCreated(**TokenInfo.model_validate(row).model_dump(), token=plaintext)
+
+
+@router.get("", response_model=list[TokenInfo])
+def list_tokens(session: SessionDep, _key: ViewerKey) -> list[TokenInfo]:
+    return [TokenInfo.model_validate(t) for t in tokens.list_tokens(session)]

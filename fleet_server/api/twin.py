@@ -1,0 +1,45 @@
+"""The device twin: read (viewer) and patch the desired state (operator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
+from fleet_server.schemas import TwinPatch
+from fleet_server.services import apikeys, registry, twin
+
+router = APIRouter(prefix="/devices/{device_id}/twin", tags=["twin"])
+
+
+class TwinView(BaseModel):
+    device_id: str
+    desired: dict[str, Any] | None
+    desired_revision: int
+    reported: dict[str, Any] | None
+    in_sync: bool | None
+    published: bool | None = Field(None, description="after a patch: whether it reached the broker now (if not, "
+                                                     "it is stored and sent on reconnect)")
+
+
+def _view(device: Any, published: bool | None = None) -> TwinView:
+    return TwinView(device_id=device.id, desired=device.desired, desired_revision=device.desired_revision,
+                    reported=device.reported,
+                    in_sync=twin.in_sync(twin.desired_of(device.desired), twin.reported_of(device.reported)),
+                    published=published)
+
+
+@router.get("", response_model=TwinView)
+def get_twin(device_id: str, session: SessionDep, _key: ViewerKey) -> TwinView:
+    return _view(registry.get_device(session, device_id))
+
+
+@router.patch("", response_model=TwinView)
+def patch_twin(device_id: str, body: TwinPatch, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> TwinView:
+    """Merge a partial desired state, bump its revision, store it, then publish it retained to the device."""
+    desired = twin.patch_twin(session, device_id, body, actor=apikeys.actor_of(key))
+    session.commit()
+    published = fleet.publish_desired(device_id, desired)
+    return _view(registry.get_device(session, device_id), published)

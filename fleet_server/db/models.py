@@ -1,0 +1,103 @@
+"""Tables of the fleet server. Migrations in `fleet_server/migrations/versions/` must match these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from fleet_server.db.types import UTCDateTime
+
+JsonDict = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), JsonDict: sa.JSON()}
+
+
+class Device(Base):
+    """A device enrolled once; kept (decommissioned) after removal so its history and audit stay readable."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(sa.String(63), primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(128))
+    tags: Mapped[JsonDict] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default="offline")
+    agent_version: Mapped[str | None] = mapped_column(sa.String(64))
+    last_seen: Mapped[datetime | None]
+    desired: Mapped[JsonDict | None]
+    desired_revision: Mapped[int] = mapped_column(default=0)
+    reported: Mapped[JsonDict | None]
+    reported_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime]
+    enrolled_with: Mapped[str | None] = mapped_column(sa.String(32), doc="id of the enrollment token used")
+    decommissioned_at: Mapped[datetime | None]
+    mqtt_password_hash: Mapped[str | None] = mapped_column(sa.String(128))
+    cert_serial: Mapped[str | None] = mapped_column(sa.String(64), doc="hex serial of the device certificate")
+    hardware: Mapped[JsonDict] = mapped_column(default=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.decommissioned_at is None
+
+
+class EnrollmentToken(Base):
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, doc="public part of the token")
+    hash: Mapped[str] = mapped_column(sa.String(128))
+    uses_left: Mapped[int]
+    uses_total: Mapped[int]
+    expires_at: Mapped[datetime]
+    tags: Mapped[JsonDict] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(sa.String(32), unique=True, doc="public part of the key, shown in listings")
+    hash: Mapped[str] = mapped_column(sa.String(128))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    target: Mapped[str | None] = mapped_column(sa.String(128))
+    details: Mapped[JsonDict] = mapped_column(default=dict)
+
+
+class TelemetryRow(Base):
+    """Raw telemetry snapshots; a later issue adds retention and aggregation."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (sa.Index("ix_telemetry_device_ts", "device_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(sa.String(63), sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    ts: Mapped[datetime]
+    payload: Mapped[JsonDict]
+
+
+class RevokedCert(Base):
+    """Certificates on the fleet CA's revocation list (Mosquitto reads the CRL file written from this)."""
+
+    __tablename__ = "revoked_certs"
+
+    serial: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(63))
+    revoked_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(sa.String(64), default="cessationOfOperation")

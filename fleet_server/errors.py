@@ -1,0 +1,46 @@
+"""The server's error tree. HTTP status codes are assigned in one place: `fleet_server/api/errors.py`;
+CLI exit codes in `fleet_server/cli.py`."""
+
+
+class FleetError(Exception):
+    """Base of every error the server raises on purpose; the message is safe to show to the caller."""
+
+
+class NotFound(FleetError):
+    """The device, token or key does not exist."""
+
+
+class Conflict(FleetError):
+    """The request clashes with the current state (e.g. changing a decommissioned device)."""
+
+
+class InvalidInput(FleetError):
+    """Well-formed JSON whose content cannot be used (a bad CSR, an invalid twin after merging)."""
+
+
+class Unauthorized(FleetError):
+    """No credential, or one that is not ours (forged, malformed, unknown)."""
+
+
+class Forbidden(FleetError):
+    """A genuine credential that may not do this (role too low, token expired or used up)."""
+
+
+class TokenInvalid(Unauthorized):
+    """An enrollment token that is malformed, unknown or does not match its stored hash."""
+
+
+class TokenExpired(Forbidden):
+    """An enrollment token past its expiry."""
+
+
+class TokenUsedUp(Forbidden):
+    """An enrollment token with no uses left (reused one-time token)."""
+
+
+class CsrInvalid(InvalidInput):
+    """A CSR that does not parse, is not self-signed correctly, or uses an unsupported key."""
+
+
+class Unavailable(FleetError):
+    """A dependency (the broker) is not reachable right now; the change was kept and will be sent later."""

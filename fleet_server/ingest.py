@@ -1,0 +1,52 @@
+"""What the server does with messages from devices: the `BridgeHandler` the MQTT bridge calls.
+
+Callbacks run on the MQTT client's thread; each opens its own short transaction. A message from an unknown
+or decommissioned device is counted and dropped; a database error is logged and never reaches the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
+from fleet_server.db import Database
+from fleet_server.metrics import FleetMetrics
+from fleet_server.services import registry
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    def __init__(self, db: Database, metrics: FleetMetrics) -> None:
+        self.db, self.metrics = db, metrics
+
+    def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
+        self.metrics.messages_in.labels(kind).inc()
+        try:
+            with self.db.session() as session:
+                known = fn(session, device_id, *args)
+        except Exception:  # noqa: BLE001 - a failing message must not kill the MQTT thread
+            log.exception("storing %s from %s failed", kind, device_id)
+            return
+        if not known:
+            self.metrics.ignored.labels(kind).inc()
+            log.info("ignored %s from unknown or decommissioned device %s", kind, device_id)
+
+    def on_status(self, device_id: str, status: Status) -> None:
+        self._apply("status", device_id, registry.record_status, status)
+
+    def on_reported(self, device_id: str, reported: TwinReported) -> None:
+        self._apply("reported", device_id, registry.record_reported, reported)
+
+    def on_telemetry(self, device_id: str, telemetry: Telemetry) -> None:
+        self._apply("telemetry", device_id, registry.record_telemetry, telemetry)
+
+    def on_event(self, device_id: str, event: Event) -> None:
+        self._apply("event", device_id, registry.touch)
+
+    def on_command_reply(self, device_id: str, request_id: str, reply: CommandReply) -> None:
+        self._apply("command_reply", device_id, registry.touch)
+
+    def on_ota_get(self, device_id: str, request: OtaGet) -> None:
+        self._apply("ota_get", device_id, registry.touch)

@@ -1,0 +1,42 @@
+"""Prometheus metrics, one registry per server (not the global one) so in-process test servers do not clash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class _LiveGauges(Collector):
+    """Values read at scrape time (devices online from the DB, malformed count from the bridge)."""
+
+    def __init__(self, devices_online: Callable[[], int], malformed: Callable[[], int],
+                 broker_connected: Callable[[], bool]) -> None:
+        self._online, self._malformed, self._connected = devices_online, malformed, broker_connected
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("edgefleet_devices_online", "Enrolled devices whose status is online",
+                                value=self._online())
+        yield GaugeMetricFamily("edgefleet_mqtt_malformed_messages", "Malformed MQTT messages dropped by the bridge",
+                                value=self._malformed())
+        yield GaugeMetricFamily("edgefleet_broker_connected", "1 when the server's MQTT bridge is connected",
+                                value=1.0 if self._connected() else 0.0)
+
+
+class FleetMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages_in = Counter("edgefleet_mqtt_messages", "MQTT messages received from devices, by kind",
+                                   ["kind"], registry=self.registry)
+        self.ignored = Counter("edgefleet_mqtt_ignored_messages",
+                               "Messages from unknown or decommissioned devices, ignored", ["kind"],
+                               registry=self.registry)
+
+    def watch(self, devices_online: Callable[[], int], malformed: Callable[[], int],
+              broker_connected: Callable[[], bool]) -> None:
+        self.registry.register(_LiveGauges(devices_online, malformed, broker_connected))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

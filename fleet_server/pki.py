@@ -1,0 +1,204 @@
+"""The fleet's certificate authority: made on first start in the state dir, signs device CSRs at enrollment,
+keeps a revocation list (CRL) for decommissioned devices, and issues the server's own broker/TLS identity.
+
+Keys are EC P-256 (small, fast, supported by Mosquitto/OpenSSL and paho). Private keys are written 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fleet_server.errors import CsrInvalid
+
+CA_DAYS = 3650
+SERVER_DAYS = 825
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret file readable only by its owner (created 0600, never world-readable even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+    dir: Path
+
+    # ------------------------------------------------------------------ creation / loading
+    @classmethod
+    def load_or_create(cls, pki_dir: Path, common_name: str = "edgefleet fleet CA") -> "CertificateAuthority":
+        key_path, cert_path = pki_dir / "ca.key", pki_dir / "ca.crt"
+        if key_path.exists() and cert_path.exists():
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ValueError(f"{key_path} is not an EC private key")
+            return cls(key, x509.load_pem_x509_certificate(cert_path.read_bytes()), pki_dir)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "edgefleet"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = _now()
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False),
+                           critical=True)
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        write_private(key_path, _key_pem(key))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cls(key, cert, pki_dir)
+
+    @property
+    def cert_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def cert_path(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def crl_path(self) -> Path:
+        return self.dir / "crl.pem"
+
+    # ------------------------------------------------------------------ signing
+    def _leaf(self, subject_key, common_name: str, days: int, *, server: bool,
+              sans: list[x509.GeneralName] | None = None) -> x509.Certificate:
+        now = _now()
+        usage = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.cert.subject).public_key(subject_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
+                                         crl_sign=False, content_commitment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return builder.sign(self.key, hashes.SHA256())
+
+    def sign_csr(self, csr_pem: str, device_id: str, days: int = 365) -> x509.Certificate:
+        """A client-auth certificate for `device_id` (CN), over the CSR's key.
+
+        Whatever subject the CSR asks for is ignored: the server decides the identity. The CSR's
+        self-signature must verify, proving the caller holds the private key.
+        """
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode() if isinstance(csr_pem, str) else csr_pem)
+        except (ValueError, TypeError) as exc:
+            raise CsrInvalid(f"the CSR is not a PEM certificate signing request ({exc})") from None
+        try:
+            valid = csr.is_signature_valid
+        except Exception as exc:  # noqa: BLE001 - cryptography raises several types for odd keys
+            raise CsrInvalid(f"the CSR's signature cannot be checked ({exc})") from None
+        if not valid:
+            raise CsrInvalid("the CSR's self-signature does not verify: it was not signed by its own key")
+        key = csr.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+            raise CsrInvalid(f"RSA keys under 2048 bits are refused (got {key.key_size})")
+        if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
+            raise CsrInvalid(f"unsupported key type {type(key).__name__}: use EC P-256, Ed25519 or RSA >= 2048")
+        return self._leaf(key, device_id, days, server=False)
+
+    def server_identity(self, hosts: list[str] | None = None) -> tuple[Path, Path]:
+        """(cert, key) paths of the server's own TLS identity (CN `server`), made once and reused."""
+        cert_path, key_path = self.dir / "server.crt", self.dir / "server.key"
+        if cert_path.exists() and key_path.exists():
+            return cert_path, key_path
+        import ipaddress
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        sans: list[x509.GeneralName] = []
+        for host in hosts or ["127.0.0.1", "localhost"]:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        cert = self._leaf(key.public_key(), "server", SERVER_DAYS, server=True, sans=sans)
+        write_private(key_path, _key_pem(key))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert_path, key_path
+
+    # ------------------------------------------------------------------ revocation
+    def write_crl(self, revoked: list[tuple[str, dt.datetime]]) -> Path:
+        """Write the CRL (PEM) listing `(hex serial, revoked_at)`; Mosquitto's `crlfile` reads it."""
+        now = _now()
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+                   .last_update(now).next_update(now + dt.timedelta(days=30)))
+        for serial_hex, when in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(int(serial_hex, 16)).revocation_date(when).build()
+            )
+        crl = builder.sign(self.key, hashes.SHA256())
+        tmp = self.crl_path.with_suffix(".tmp")
+        tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp, self.crl_path)
+        return self.crl_path
+
+
+def cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    return format(cert.serial_number, "x")
+
+
+def load_signing_public_pem(key_path: Path) -> str:
+    """The public half of the fleet's Ed25519 model-signing key, creating the key on first use."""
+    try:
+        from models.signing import load_or_create_private_key  # helper M's module, when present
+    except ImportError:
+        load_or_create_private_key = _load_or_create_ed25519
+    key = load_or_create_private_key(key_path)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _load_or_create_ed25519(path: Path) -> ed25519.Ed25519PrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError(f"{path} is not an Ed25519 private key")
+        return key
+    key = ed25519.Ed25519PrivateKey.generate()
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return key

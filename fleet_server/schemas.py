@@ -1,0 +1,103 @@
+"""HTTP request/response bodies. Protocol messages (twin, enroll) come from `edgefleet.protocol`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgefleet.protocol import ModelRef
+
+Role = Literal["admin", "operator", "viewer"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TokenCreate(_In):
+    ttl_s: int = Field(3600, gt=0, le=366 * 86400, description="seconds until the token expires")
+    uses: int = Field(1, ge=1, le=100_000, description="how many devices may enroll with it")
+    tags: dict[str, str] = Field(default_factory=dict, description="tags every device enrolled with it gets")
+
+
+class TokenInfo(_Out):
+    id: str = Field(description="public id; the secret part is never stored or shown again")
+    uses_left: int
+    uses_total: int
+    expires_at: datetime
+    tags: dict[str, str]
+    created_by: str
+    created_at: datetime
+
+
+class TokenCreated(TokenInfo):
+    token: str = Field(description="the enrollment token; shown once")
+
+
+class TwinPatch(_In):
+    """A partial desired state. Absent fields stay; `model: null` / `camera: null` clear; `pipeline` merges
+    field by field; `properties` merges key by key and a `null` value deletes that key."""
+
+    model: ModelRef | None = None
+    pipeline: dict[str, Any] | None = None
+    camera: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class DeviceView(_Out):
+    id: str
+    name: str | None
+    tags: dict[str, str]
+    status: str = Field(description="online | offline (retained status and Last Will) | decommissioned")
+    online: bool
+    agent_version: str | None
+    last_seen: datetime | None
+    enrolled_at: datetime
+    decommissioned_at: datetime | None
+    desired: dict[str, Any] | None
+    desired_revision: int
+    reported: dict[str, Any] | None
+    reported_at: datetime | None
+    in_sync: bool | None = Field(description="reported state matches desired; null when nothing is desired yet")
+    hardware: dict[str, Any]
+    cert_serial: str | None
+
+
+class ApiKeyCreate(_In):
+    role: Role
+    name: str = Field(min_length=1, max_length=128, description="who or what uses the key")
+
+
+class ApiKeyInfo(_Out):
+    id: int
+    prefix: str
+    role: Role
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyInfo):
+    key: str = Field(description="the API key; shown once")
+
+
+class AuditView(_Out):
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+
+
+class Health(BaseModel):
+    ok: bool
+    database: bool
+    broker_connected: bool
+    broker_url: str

@@ -1,0 +1,95 @@
+"""Server settings, read once at start-up (from arguments and `EDGEFLEET_*` environment variables) and passed in.
+
+Nothing here is read at import time: `ServerSettings()` is built by the CLI or a test and handed to
+`create_app` / `start_server_in_thread`, so two servers can run side by side in one process.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edgefleet import paths
+
+_BROKER_URL = re.compile(r"^(mqtts?)://([^:/]+):(\d{1,5})/?$")
+
+
+def parse_broker_url(url: str) -> tuple[str, str, int]:
+    """`mqtt://host:port` -> ("mqtt", host, port); raises ValueError with a clear message otherwise."""
+    m = _BROKER_URL.match(url)
+    if not m:
+        raise ValueError(f"broker URL {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+    port = int(m.group(3))
+    if not 0 < port < 65536:
+        raise ValueError(f"broker port {port} out of range")
+    return m.group(1), m.group(2), port
+
+
+class ServerSettings(BaseSettings):
+    """Everything `edgefleet server run` can be told. Env vars use the prefix `EDGEFLEET_`."""
+
+    model_config = SettingsConfigDict(env_prefix="EDGEFLEET_", extra="forbid")
+
+    state_dir: Path = Field(
+        default_factory=lambda: paths.default_state_dir() / "server",
+        description="where the server keeps its database file, fleet CA, broker identity and first admin key",
+    )
+    db_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite:///STATE_DIR/fleet.db. PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    host: str = Field("127.0.0.1", description="address the HTTP API binds")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one")
+    broker: str = Field(
+        "embedded",
+        description="'embedded' runs an in-process MQTT broker; or an external one as mqtt://HOST:PORT / mqtts://HOST:PORT",
+    )
+    embedded_broker_host: str = Field("127.0.0.1", description="address the embedded broker binds")
+    embedded_broker_port: int = Field(
+        18830, ge=0, le=65535, description="embedded broker port (1883 is usually taken by a system Mosquitto); 0 = free"
+    )
+    public_broker_url: str | None = Field(
+        None, description="broker URL handed to devices at enrollment; defaults to the address the broker is bound to"
+    )
+    public_url: str | None = Field(None, description="URL devices and users reach this server at; defaults to the bound one")
+    broker_username: str | None = Field(None, description="username for an external broker (none: anonymous)")
+    broker_password: str | None = Field(None, description="password for an external broker")
+    token_default_ttl_s: int = Field(3600, gt=0, description="lifetime of an enrollment token when none is given")
+    device_cert_days: int = Field(365, gt=0, le=3650, description="validity of device certificates")
+    signing_key_file: Path | None = Field(
+        None,
+        description="the fleet's Ed25519 model-signing key; default edgefleet.paths.signing_key_path(STATE_DIR/..)",
+    )
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, v: str) -> str:
+        if v != "embedded":
+            parse_broker_url(v)
+        return v
+
+    @field_validator("public_broker_url")
+    @classmethod
+    def _public_broker(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_broker_url(v)
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        self.state_dir = Path(self.state_dir).expanduser()
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker == "embedded"
+
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.state_dir / 'fleet.db'}"
+
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or paths.signing_key_path(self.state_dir.parent)
