@@ -1,0 +1,171 @@
+"""The agent's MQTT connection: identity, Last Will, subscriptions, reconnection and message decoding.
+
+One paho client per agent (MQTT 3.1.1, persistent session, client id = device id). It owns nothing but the
+connection: decoded messages go to a handler, malformed ones to a rejection callback, so a bad payload is
+logged, counted and reported but can never take the agent down.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgefleet import protocol
+from edge_agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[protocol.Topic, object], None]
+RejectHandler = Callable[[str, str], None]  # (topic, reason)
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """How to reach and authenticate to the broker. ``mqtts://`` means TLS 1.2 with the device certificate."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = 30
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs) -> "BrokerSettings":
+        parsed = urlparse(url)
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ConfigError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+        tls = parsed.scheme == "mqtts"
+        return cls(host=parsed.hostname, port=parsed.port or (8883 if tls else 1883), tls=tls, **kwargs)
+
+
+class MqttLink:
+    """A persistent, self-reconnecting device connection.
+
+    ``on_connected`` hooks run (in paho's thread) after the online status is published and subscriptions are
+    made; ``on_published(mid)`` fires on each PUBACK so the outbox can forget delivered messages.
+    """
+
+    def __init__(self, device_id: str, settings: BrokerSettings, *, agent_version: str,
+                 on_message: MessageHandler, on_reject: RejectHandler) -> None:
+        self.device_id = protocol.validate_device_id(device_id)
+        self.settings = settings
+        self.agent_version = agent_version
+        self._on_message = on_message
+        self._on_reject = on_reject
+        self.on_connected: list[Callable[[], None]] = []
+        self.on_disconnected: list[Callable[[], None]] = []
+        self.on_published: list[Callable[[int], None]] = []
+        self.connected = threading.Event()
+        self.rejected = 0
+        self.connects = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        if s.tls:
+            # paho is capped at TLS 1.2 against Mosquitto (FACTS.md: 1.3 gave EOF errors after connect).
+            client.tls_set(ca_certs=str(s.ca_file) if s.ca_file else None,
+                           certfile=str(s.cert_file) if s.cert_file else None,
+                           keyfile=str(s.key_file) if s.key_file else None,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLSv1_2)
+        offline = protocol.Status(state="offline", agent_version=self.agent_version, reason="connection lost")
+        client.will_set(protocol.status_topic(self.device_id), offline.encode(), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(50)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        return client
+
+    # lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; paho's loop retries with backoff until it gets through."""
+        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
+        self._client.loop_start()
+
+    def stop(self, reason: str = "agent stopped", timeout: float = 3.0) -> None:
+        """Say goodbye cleanly: a retained offline status, then disconnect (no Last Will on a clean exit)."""
+        if self.connected.is_set():
+            offline = protocol.Status(state="offline", agent_version=self.agent_version, reason=reason)
+            info = self._client.publish(protocol.status_topic(self.device_id), offline.encode(), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("offline status not confirmed: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def kill(self) -> None:
+        """Drop the connection without a goodbye, as a crash or a pulled cable would (the Last Will fires)."""
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            sock.close()
+        self.connected.clear()
+
+    # publishing -------------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # paho callbacks (paho's thread) -------------------------------------------------------------
+    def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused %s: %s", self.device_id, reason_code)
+            return
+        self.connects += 1
+        online = protocol.Status(state="online", agent_version=self.agent_version)
+        client.publish(protocol.status_topic(self.device_id), online.encode(), qos=1, retain=True)
+        client.subscribe([(f, 1) for f in protocol.device_subscriptions(self.device_id)])
+        self.connected.set()
+        log.info("%s connected to %s:%s", self.device_id, self.settings.host, self.settings.port)
+        for hook in list(self.on_connected):
+            self._safely(hook)
+
+    def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            log.warning("%s disconnected: %s", self.device_id, reason_code)
+        for hook in list(self.on_disconnected):
+            self._safely(hook)
+
+    def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        for hook in list(self.on_published):
+            self._safely(hook, mid)
+
+    def _handle_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        try:
+            parsed, decoded = protocol.decode_for_topic(topic, message.payload)
+            if parsed.device_id != self.device_id:
+                raise protocol.ProtocolError(f"message for device {parsed.device_id!r} reached {self.device_id!r}")
+        except protocol.ProtocolError as exc:
+            self.rejected += 1
+            log.warning("rejected message on %s: %s", topic, exc)
+            self._safely(self._on_reject, topic, str(exc))
+            return
+        self._safely(self._on_message, parsed, decoded)
+
+    def _safely(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a handler bug must not kill paho's network thread
+            log.exception("handler %s failed", getattr(fn, "__qualname__", fn))
