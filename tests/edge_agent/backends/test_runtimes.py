@@ -1,0 +1,102 @@
+"""Both backends load real models on this machine's CPU, agree with each other, and the async path calls back
+once per submitted frame with that frame's own result."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from edge_agent.backends import BACKENDS, BackendOptions, Selection, load_model, probe_available
+from edge_agent.backends.onnx_runtime import providers_for
+from edge_agent.errors import BackendError, DeviceUnavailable
+from tests.edge_agent.inference_fixtures import color_model, conv_model, onnx_only_model  # noqa: F401
+
+EXACT = BackendOptions(exact_fp32=True)
+
+
+def test_this_machine_has_both_runtimes_on_cpu():
+    available = probe_available()
+    assert "CPU" in available.openvino_devices
+    assert "CPUExecutionProvider" in available.ort_providers
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_backend_runs_a_real_model_and_agrees_with_the_other(conv_model, backend):
+    directory, manifest = conv_model
+    x = np.random.default_rng(1).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    model = load_model(directory, manifest, Selection(backend, "CPU", "test"), EXACT)
+    other = load_model(directory, manifest, Selection({"onnxruntime": "openvino"}.get(backend, "onnxruntime"),
+                                                      "CPU", "test"), EXACT)
+    try:
+        (got,), (want,) = model.infer(x), other.infer(x)
+        assert got.shape == (1, 5)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert np.abs(got).sum() > 0
+    finally:
+        model.close()
+        other.close()
+
+
+def test_openvino_reads_an_onnx_only_package(onnx_only_model):
+    directory, manifest = onnx_only_model
+    model = load_model(directory, manifest, Selection("openvino", "CPU", "test"), EXACT)
+    assert model.infer(np.zeros((1, 3, 32, 32), np.float32))[0].shape == (1, 5)
+    model.close()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_async_path_returns_each_frames_own_result(color_model, backend):
+    directory, manifest = color_model
+    model = load_model(directory, manifest, Selection(backend, "CPU", "test"),
+                       BackendOptions(performance="throughput", streams=2))
+    results: dict[int, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def done(tag, outputs, ms, error):
+        assert error is None and ms >= 0
+        with lock:
+            results[tag] = outputs[0].copy()
+
+    colors = [np.eye(3, dtype=np.float32)[i % 3] for i in range(30)]
+    for tag, color in enumerate(colors):
+        slot = model.acquire()
+        slot.input[...] = color[None, :, None, None]  # write straight into the request's bound input
+        model.submit(slot, tag, done)
+    model.wait_all()
+    model.close()
+    assert sorted(results) == list(range(30))
+    for tag, color in enumerate(colors):
+        assert int(np.argmax(results[tag])) == int(np.argmax(color)), f"frame {tag} got another frame's result"
+
+
+def test_openvino_keeps_several_requests_in_flight(color_model):
+    directory, manifest = color_model
+    model = load_model(directory, manifest, Selection("openvino", "CPU", "test"),
+                       BackendOptions(performance="throughput", streams=2))
+    assert model.max_in_flight >= 2
+    model.close()
+
+
+def test_absent_device_is_a_clear_error_not_a_crash(color_model):
+    directory, manifest = color_model
+    with pytest.raises(DeviceUnavailable, match="OpenVINO has no NPU here"):
+        load_model(directory, manifest, Selection("openvino", "NPU", "test"))
+    with pytest.raises(DeviceUnavailable, match="no execution provider for GPU"):
+        providers_for("GPU", ["CPUExecutionProvider"])
+
+
+def test_missing_model_file_is_a_backend_error(color_model, tmp_path):
+    _, manifest = color_model
+    with pytest.raises(BackendError, match="could not load"):
+        load_model(tmp_path, manifest, Selection("onnxruntime", "CPU", "test"))
+
+
+def test_provider_lists_put_cpu_last():
+    assert providers_for("GPU", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == [
+        "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers_for("NPU", ["OpenVINOExecutionProvider", "CPUExecutionProvider"]) == [
+        ("OpenVINOExecutionProvider", {"device_type": "NPU"}), "CPUExecutionProvider"]
+    assert providers_for("AUTO", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert sorted(BACKENDS.keys()) == ["onnxruntime", "openvino"]
