@@ -7,6 +7,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from edge_agent.errors import SourceError
+from edge_agent.registry import Registry
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -41,3 +44,18 @@ class FrameSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DeviceGone(SourceError):
+    """The camera's device node is not there (unplugged, or never connected): wait for it rather than retry."""
+
+
+class SourcePlugin(Protocol):
+    """What a registered plug-in is: a class that builds a source from its spec string."""
+
+    @classmethod
+    def from_spec(cls, spec: str, **options: object) -> FrameSource: ...
+
+
+SOURCES: Registry[type[SourcePlugin]] = Registry("camera source")
+"""Every camera plug-in registers here with ``@SOURCES.register("key")``; :func:`open_source` picks by spec."""
