@@ -1,0 +1,65 @@
+"""Builds a ready-to-start pipeline from an unpacked model package, a camera spec and a pipeline config.
+
+Used by ``edgefleet agent infer`` and by the fleet agent (edge_agent.agent) alike, so both choose backends,
+fall back and preprocess the same way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edgefleet.protocol import PipelineConfig
+from edge_agent.backends import BackendOptions, LoadedModel, Selection, load_model, select_backend
+from edge_agent.errors import BackendError
+from edge_agent.pipeline import Pipeline, Sink
+from edge_agent.postprocess import build_postprocessor
+from edge_agent.preprocess import Preprocessor
+from models.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def load_selected(model_dir: Path, manifest: Manifest, config: PipelineConfig,
+                  options: BackendOptions | None = None) -> tuple[LoadedModel, Selection]:
+    """Select and load. An accelerator that is listed but fails to load falls back to CPU with the reason."""
+    selection = select_backend(manifest, config.backend, config.device)
+    if selection.fallback:
+        log.warning("%s", selection.fallback)
+    try:
+        return load_model(model_dir, manifest, selection, options), selection
+    except BackendError as exc:
+        if selection.device == "CPU":
+            raise
+        cpu = select_backend(manifest, config.backend, "CPU")
+        text = f"{selection.backend} on {selection.device} failed to load ({exc}) -> using {cpu.backend} on CPU"
+        log.warning("%s", text)
+        cpu = replace(cpu, fallback="; ".join(t for t in (selection.fallback, text) if t))
+        return load_model(model_dir, manifest, cpu, options), cpu
+
+
+def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config: PipelineConfig,
+                   sinks: Sequence[Sink], *, source_options: dict[str, Any] | None = None,
+                   backend_options: BackendOptions | None = None, fail_fast: bool = False,
+                   drop_frames: bool | None = None) -> tuple[Pipeline, Selection]:
+    """Camera + backend + pre/post-processing + sinks, not started yet.
+
+    ``fail_fast`` opens the source now so a wrong path or URL is an immediate SourceError (the CLI); without it
+    the capture thread opens it and keeps retrying (the fleet agent, where a camera may come back)."""
+    from edge_agent.capture import CaptureThread
+    from edge_agent.sources import open_source
+
+    preprocessor = Preprocessor(manifest.input)
+    postprocessor = build_postprocessor(manifest, top_k=config.top_k)
+    source = open_source(source_spec, **(source_options or {}))
+    if fail_fast:
+        source.open()
+    try:
+        model, selection = load_selected(model_dir, manifest, config, backend_options)
+    except BaseException:
+        source.close()
+        raise
+    capture = CaptureThread(source, drop_frames=drop_frames)
+    return Pipeline(capture, model, preprocessor, postprocessor, sinks, max_fps=config.max_fps), selection
