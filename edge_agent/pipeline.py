@@ -266,7 +266,8 @@ class Pipeline:
         if error is None and outputs is not None:
             try:
                 results = job.stage.postprocessor(outputs, job.geometry)
-                result = Result(job.frame.index, job.frame.captured_at, tuple(results), float(inference_ms), 0.0)
+                result = Result(job.frame.index, job.frame.captured_at, tuple(results), float(inference_ms), 0.0,
+                                image=job.frame.image)
             except Exception:  # noqa: BLE001
                 self._errors.exception("post-processing frame %d failed", job.frame.index)
         else:
@@ -288,7 +289,8 @@ class Pipeline:
     def _hand_to_sinks(self, result: Result) -> None:
         now = time.monotonic()
         latency_ms = (now - result.captured_at) * 1000.0
-        result = Result(result.frame_index, result.captured_at, result.results, result.inference_ms, latency_ms)
+        result = Result(result.frame_index, result.captured_at, result.results, result.inference_ms, latency_ms,
+                        image=result.image)
         with self._lock:
             self._inferred += 1
             self._latency.append(latency_ms)

@@ -105,3 +105,24 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest
 @pytest.fixture(scope="session")
 def onnx_only_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest]:
     return model_dir(tmp_path_factory.mktemp("onnx-only-model"), "conv", runtimes=("onnx",))
+
+
+def signed_package(directory: Path, kind: str = "color") -> tuple[Path, Path, Path]:
+    """(package, trusted public key PEM, the private key PEM) for a model of ``kind``, signed with a fresh key."""
+    from models.package import pack
+    from models.signing import generate_private_key, private_key_pem, public_key_pem
+
+    src, manifest = model_dir(directory / "src", kind)
+    key = generate_private_key()
+    pub = directory / "model-signing.pub.pem"
+    pub.write_text(public_key_pem(key))
+    priv = directory / "model-signing.pem"
+    priv.write_bytes(private_key_pem(key))
+    files = {p.name: p for p in src.iterdir() if p.name != "manifest.json"}
+    return pack(manifest, files, directory / "packages", key), pub, priv
+
+
+@pytest.fixture(scope="session")
+def color_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    pkg, pub, _ = signed_package(tmp_path_factory.mktemp("color-package"))
+    return pkg, pub
