@@ -71,16 +71,29 @@ async def _watch_reconnects(fleet: Fleet) -> None:
         await asyncio.sleep(RECONNECT_POLL_S)
 
 
+async def _shutdown(fleet: Fleet, watcher: asyncio.Task | None) -> None:
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if fleet.bridge is not None:
+        await anyio.to_thread.run_sync(fleet.bridge.stop)
+    if fleet.broker is not None:
+        await fleet.broker.stop()
+    fleet.db.dispose()
+
+
 def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     """The server app. `start_mqtt=False` runs the HTTP API alone (tests of the API without a broker:
     twin changes are then stored and reported as not published)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
-        app.state.fleet = fleet
+        fleet: Fleet | None = None
         watcher: asyncio.Task | None = None
         try:
+            fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
+            app.state.fleet = fleet
             if start_mqtt:
                 await _start_broker(fleet)
                 fleet.bridge = _make_bridge(fleet)
@@ -88,17 +101,15 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 watcher = asyncio.create_task(_watch_reconnects(fleet))
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
+        except BaseException as exc:
+            app.state.startup_error = exc  # start_server_in_thread reports it
+            if fleet is not None:
+                await _shutdown(fleet, watcher)
+            raise
+        try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if fleet.bridge is not None:
-                await anyio.to_thread.run_sync(fleet.bridge.stop)
-            if fleet.broker is not None:
-                await fleet.broker.stop()
-            fleet.db.dispose()
+            await _shutdown(fleet, watcher)
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
                   openapi_url="/openapi.json",

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgefleet import paths
 
+# EDGEFLEET_STATE_DIR already names the *base* state dir (edgefleet.paths); the server's own dir, a level
+# below by default, gets its own variable so the two cannot be confused.
+_STATE_DIR_ENV = "EDGEFLEET_SERVER_STATE_DIR"
 _BROKER_URL = re.compile(r"^(mqtts?)://([^:/]+):(\d{1,5})/?$")
 
 
@@ -36,6 +39,7 @@ class ServerSettings(BaseSettings):
 
     state_dir: Path = Field(
         default_factory=lambda: paths.default_state_dir() / "server",
+        validation_alias=AliasChoices(_STATE_DIR_ENV),
         description="where the server keeps its database file, fleet CA, broker identity and first admin key",
     )
     db_url: str | None = Field(
@@ -64,6 +68,11 @@ class ServerSettings(BaseSettings):
         None,
         description="the fleet's Ed25519 model-signing key; default edgefleet.paths.signing_key_path(STATE_DIR/..)",
     )
+
+    def __init__(self, **values: Any) -> None:
+        if "state_dir" in values:  # the field's alias is its env var; let callers use the field name
+            values[_STATE_DIR_ENV] = values.pop("state_dir")
+        super().__init__(**values)
 
     @field_validator("broker")
     @classmethod

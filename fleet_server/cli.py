@@ -1,0 +1,233 @@
+"""`edgefleet server|token|devices|apikey ...` (mounted lazily by edgefleet/cli.py).
+
+Everything but `server run` talks to a running server over HTTP (`--server`, `--api-key`, defaulting to
+`$EDGEFLEET_SERVER` / `$EDGEFLEET_API_KEY` and, locally, the state dir's first admin key file).
+`token create --db URL` works straight on the database, for bootstrapping before any server runs.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from fleet_server.cli_output import (console, device_detail, devices_table, err_console, keys_table, print_json,
+                                     tokens_table)
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
+from fleet_server.errors import FleetError
+
+server_app = typer.Typer(help="Run the fleet server.", no_args_is_help=True, add_completion=False)
+token_app = typer.Typer(help="Create and list enrollment tokens.", no_args_is_help=True, add_completion=False)
+devices_app = typer.Typer(help="List, inspect and decommission devices.", no_args_is_help=True, add_completion=False)
+apikey_app = typer.Typer(help="Create and list API keys.", no_args_is_help=True, add_completion=False)
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="EDGEFLEET_SERVER", help="server URL")]
+KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="EDGEFLEET_API_KEY", help="API key (efk_...)")]
+StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="server state dir (finds the local admin key)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """'90', '90s', '15m', '1h', '7d', '2w' -> seconds."""
+    m = _DURATION.match(text.strip().lower())
+    if not m or int(m.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 1h, 7d")
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def parse_tags(pairs: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs or []:
+        for item in pair.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise typer.BadParameter(f"tag {item!r} must look like key=value")
+            tags[key.strip()] = value.strip()
+    return tags
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """The one place CLI errors become exit codes: 1 refused/failed, 2 bad usage (typer), 3 not reachable."""
+    err_console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _client(server: str, api_key: str | None, state_dir: Path | None) -> FleetClient:
+    return FleetClient(server, resolve_api_key(api_key, state_dir))
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ClientError as exc:
+        fail(str(exc), 3 if exc.status == 0 else 1)
+
+
+# ------------------------------------------------------------------------------------------------ server
+
+
+@server_app.command("run")
+def server_run(
+    db: Annotated[str | None, typer.Option("--db", help="database URL (default: SQLite in the state dir)")] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="embedded | mqtt://HOST:PORT | mqtts://HOST:PORT")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="HTTP bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port (default 8080, 0 = free)")] = None,
+    broker_port: Annotated[int | None, typer.Option("--broker-port", help="embedded broker port (0 = free)")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="server state dir")] = None,
+) -> None:
+    """Run the server until Ctrl-C; prints where it serves, the broker address and the first admin key."""
+    from pydantic import ValidationError
+
+    from fleet_server.server import ServerStartError, start_server_in_thread
+    from fleet_server.settings import ServerSettings
+
+    given = {"db_url": db, "broker": broker, "host": host, "port": port, "embedded_broker_port": broker_port,
+             "state_dir": state_dir}
+    try:
+        settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        fail(f"bad settings: {exc.errors()[0]['msg']}", 2)
+    try:
+        handle = start_server_in_thread(settings, log_level="info")
+    except ServerStartError as exc:
+        fail(str(exc))
+    console.print(f"edgefleet server on [bold]{handle.url}[/]  (API docs {handle.url}/docs)")
+    console.print(f"MQTT broker: [bold]{handle.broker_url}[/] ({'embedded' if settings.embedded else 'external'})")
+    console.print(f"database: {settings.database_url()}")
+    if handle.admin_key_created:
+        console.print(f"first admin API key (shown once; also in {handle.admin_key_file}, mode 0600):")
+        console.print(f"  [bold yellow]{handle.admin_key}[/]")
+    else:
+        console.print(f"admin API key: in {handle.admin_key_file}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not handle.running:
+            fail("server stopped unexpectedly")
+    console.print("stopping...")
+    handle.stop()
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+@token_app.command("create")
+def token_create(
+    ttl: Annotated[str, typer.Option("--ttl", help="lifetime: 30m, 1h, 7d")] = "1h",
+    uses: Annotated[int, typer.Option("--uses", min=1, help="how many devices may enroll with it")] = 1,
+    tags: Annotated[list[str] | None, typer.Option("--tags", help="k=v (repeat, or comma-separate)")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="work on this database directly (no server needed)")] = None,
+    json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+    state_dir: StateOpt = None,
+) -> None:
+    """Create an enrollment token; the token itself is printed once."""
+    body = {"ttl_s": parse_duration(ttl), "uses": uses, "tags": parse_tags(tags)}
+    if db:
+        created = _token_create_direct(db, body)
+    else:
+        created = _call(_client(server, api_key, state_dir).post, "/tokens", body)
+    if json_out:
+        print_json(created)
+        return
+    console.print(f"token (shown once, {created['uses_left']} use(s), expires {created['expires_at']}):")
+    print(created["token"])
+
+
+def _token_create_direct(db_url: str, body: dict[str, Any]) -> dict[str, Any]:
+    from fleet_server.db import Database
+    from fleet_server.schemas import TokenInfo
+    from fleet_server.services import tokens
+
+    database = Database(db_url)
+    try:
+        database.upgrade()
+        with database.session() as session:
+            row, plaintext = tokens.create_token(session, actor="cli:direct-db", ttl_s=body["ttl_s"],
+                                                 uses=body["uses"], tags=body["tags"])
+            return {**TokenInfo.model_validate(row).model_dump(mode="json"), "token": plaintext}
+    except FleetError as exc:
+        fail(str(exc))
+    finally:
+        database.dispose()
+
+
+@token_app.command("ls")
+def token_ls(json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+             state_dir: StateOpt = None) -> None:
+    """List enrollment tokens (ids only; secrets are never stored)."""
+    tokens = _call(_client(server, api_key, state_dir).get, "/tokens")
+    print_json(tokens) if json_out else console.print(tokens_table(tokens))
+
+
+# ------------------------------------------------------------------------------------------------ devices
+
+
+@devices_app.command("ls")
+def devices_ls(
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="k=v filter (repeat to require several)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="include decommissioned devices")] = False,
+    json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+    state_dir: StateOpt = None,
+) -> None:
+    """List devices with their online state and whether their twin is in sync."""
+    client = _client(server, api_key, state_dir)
+    filters = [f"{k}={v}" for k, v in parse_tags(tag).items()]
+    devices = _call(lambda: client.request("GET", "/devices",
+                                           params={"tag": filters, "include_decommissioned": all_}))
+    print_json(devices) if json_out else console.print(devices_table(devices))
+
+
+@devices_app.command("show")
+def devices_show(device_id: str, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
+                 api_key: KeyOpt = None, state_dir: StateOpt = None) -> None:
+    """One device: status, last seen, desired and reported twin, in sync."""
+    device = _call(_client(server, api_key, state_dir).get, f"/devices/{device_id}")
+    print_json(device) if json_out else console.print(device_detail(device))
+
+
+@devices_app.command("decommission")
+def devices_decommission(device_id: str, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
+                         api_key: KeyOpt = None, state_dir: StateOpt = None) -> None:
+    """Revoke a device's credentials and certificate; it can no longer connect."""
+    device = _call(_client(server, api_key, state_dir).delete, f"/devices/{device_id}")
+    if json_out:
+        print_json(device)
+    else:
+        console.print(f"device {device_id} decommissioned (certificate {device.get('cert_serial')} revoked)")
+
+
+# ------------------------------------------------------------------------------------------------ API keys
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option("--role", help="admin | operator | viewer")],
+    name: Annotated[str, typer.Option("--name", help="who or what uses it")] = "cli",
+    json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+    state_dir: StateOpt = None,
+) -> None:
+    """Create an API key (needs an admin key); the key is printed once."""
+    if role not in ("admin", "operator", "viewer"):
+        raise typer.BadParameter("role must be admin, operator or viewer", param_hint="--role")
+    created = _call(_client(server, api_key, state_dir).post, "/apikeys", {"role": role, "name": name})
+    if json_out:
+        print_json(created)
+        return
+    console.print(f"{role} key {created['prefix']} (shown once):")
+    print(created["key"])
+
+
+@apikey_app.command("ls")
+def apikey_ls(json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+              state_dir: StateOpt = None) -> None:
+    """List API keys (prefixes and roles; secrets are never stored)."""
+    keys = _call(_client(server, api_key, state_dir).get, "/apikeys")
+    print_json(keys) if json_out else console.print(keys_table(keys))
