@@ -1,17 +1,29 @@
 """Session fixtures for the export -> quantize -> benchmark -> package tests: one small MobileNetV2-style model
 (width 0.35, 500 real digits at 32x32), trained for a few seconds, exported once and quantized once.
 
-Import the fixtures you use into a test module (``from tests.training.export_fixtures import exported``)."""
+Import the fixtures you use into a test module (``from tests.training.export_fixtures import exported``). Each
+importing module registers its own copy of a fixture, so the work itself is cached here, once per session."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from models.manifest import InputSpec
+
+
+_ONCE: dict[str, Any] = {}
+
+
+def _once(key: str, make: Callable[[], Any]) -> Any:
+    if key not in _ONCE:
+        _ONCE[key] = make()
+    return _ONCE[key]
 
 
 @dataclass
@@ -42,6 +54,10 @@ class Quantized:
 
 @pytest.fixture(scope="session")
 def trained() -> Trained:
+    return _once("trained", _train)
+
+
+def _train() -> Trained:
     from training.data import load_dataset
     from training.preprocess import input_spec_for, to_tensor
     from training.split import split
@@ -59,6 +75,10 @@ def trained() -> Trained:
 
 @pytest.fixture(scope="session")
 def exported(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    return _once("exported", lambda: _export(trained, tmp_path_factory))
+
+
+def _export(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     from training.export import export_onnx, export_openvino
 
     out = tmp_path_factory.mktemp("exported")
@@ -69,6 +89,10 @@ def exported(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Expo
 
 @pytest.fixture(scope="session")
 def quantized(exported: Exported, tmp_path_factory: pytest.TempPathFactory) -> Quantized:
+    return _once("quantized", lambda: _quantize(exported, tmp_path_factory))
+
+
+def _quantize(exported: Exported, tmp_path_factory: pytest.TempPathFactory) -> Quantized:
     from training.quantize import quantize_onnx, quantize_openvino
 
     t = exported.trained
