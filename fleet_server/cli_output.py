@@ -27,7 +27,8 @@ def _tags(tags: dict[str, str] | None) -> str:
 
 def devices_table(devices: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(devices)} device(s)")
-    for col in ("device", "name", "status", "agent", "last seen", "desired rev", "in sync", "tags"):
+    table.add_column("device", no_wrap=True)
+    for col in ("name", "status", "agent", "last seen", "desired rev", "in sync", "tags"):
         table.add_column(col)
     for d in devices:
         status = d["status"]
@@ -53,7 +54,8 @@ def device_detail(d: dict[str, Any]) -> Table:
 
 def tokens_table(tokens: list[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(tokens)} enrollment token(s)")
-    for col in ("id", "uses left", "expires", "tags", "created by"):
+    table.add_column("id", no_wrap=True)
+    for col in ("uses left", "expires", "tags", "created by"):
         table.add_column(col)
     for t in tokens:
         table.add_row(t["id"], f"{t['uses_left']}/{t['uses_total']}", _short(t["expires_at"]), _tags(t.get("tags")),

@@ -81,7 +81,13 @@ def start_server_in_thread(settings: ServerSettings, *, start_mqtt: bool = True,
     host, port = sock.getsockname()[:2]
     app = create_app(settings, start_mqtt=start_mqtt)
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="edgefleet-server", daemon=True)
+    def serve() -> None:
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:  # uvicorn exits on a failed lifespan start-up; the cause is in startup_error
+            pass
+
+    thread = threading.Thread(target=serve, name="edgefleet-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
