@@ -29,3 +29,26 @@ def digits_folder(tmp_path: Path, digits: Dataset) -> tuple[Path, list[Path]]:
     """All 1,797 digits as PNGs in tmp_path/digits/<label>/nnnnn.png."""
     root = tmp_path / "digits"
     return root, export_folder(digits, root)
+
+
+@pytest.fixture(scope="session")
+def tiny_split(small_digits: Dataset):  # noqa: ANN201 - training.split.Split
+    from training.split import split
+
+    return split(small_digits, ratios=(0.6, 0.2, 0.2), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tiny_split):  # noqa: ANN001, ANN201 - models.manifest.InputSpec
+    from training.preprocess import input_spec_for
+
+    return input_spec_for(tiny_split.train)
+
+
+@pytest.fixture()
+def tiny_cfg():  # noqa: ANN201 - training.train.TrainConfig
+    """A 2-epoch, narrow tiny_cnn: enough to exercise every code path in well under a second."""
+    from training.train import TrainConfig
+
+    return TrainConfig(arch="tiny_cnn", arch_params={"width": 8}, epochs=2, batch_size=32, lr=3e-3, seed=0,
+                       num_threads=1)

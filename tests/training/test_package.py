@@ -105,4 +105,3 @@ def test_model_card_reports_metrics_per_class_confusion_quantization_and_latency
                    f"{fp32.metrics['accuracy']:.4f}", f"{quantized.ort.int8_accuracy:.4f}", "onnxruntime-static-qdq-u8s8",
                    "openvino-nncf-ptq", "digits-test-0.1.0-int8.efpkg"):
         assert needle in text, needle
-    assert text.count("| 0 |") or text.count("| 1 |")  # confusion rows are rendered as numbers
