@@ -123,9 +123,15 @@ class Fleet:
         return sent
 
     def after_decommission(self, device_id: str) -> None:
-        """Outside the transaction: rewrite the CRL and clear the device's retained desired twin."""
+        """Outside the transaction: rewrite the CRL, drop the device's connection to the embedded broker and
+        clear its retained desired twin. Must not run on the broker's event loop (API routes run in threads)."""
         with self.db.session() as session:
             self.ca.write_crl(registry.revoked_serials(session))
+        if self.broker is not None:
+            try:  # drop its live connection now; the checker refuses the next login
+                self.broker.disconnect_threadsafe(device_id)
+            except Exception:  # noqa: BLE001 - it still cannot log in again
+                log.warning("disconnecting %s from the embedded broker failed", device_id, exc_info=True)
         if self.broker_connected():
             try:
                 self.bridge.clear_device(device_id)

@@ -21,7 +21,8 @@ class _Out(BaseModel):
 
 
 class TokenCreate(_In):
-    ttl_s: int = Field(3600, gt=0, le=366 * 86400, description="seconds until the token expires")
+    ttl_s: int | None = Field(None, gt=0, le=366 * 86400,
+                              description="seconds until the token expires; default: the server's token_default_ttl_s")
     uses: int = Field(1, ge=1, le=100_000, description="how many devices may enroll with it")
     tags: dict[str, str] = Field(default_factory=dict, description="tags every device enrolled with it gets")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from fleet_server.api.deps import OperatorKey, SessionDep, ViewerKey
+from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
 from fleet_server.schemas import TokenCreate, TokenCreated, TokenInfo
 from fleet_server.services import apikeys, tokens
 
@@ -12,9 +12,10 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.post("", response_model=TokenCreated, status_code=201)
-def create_token(body: TokenCreate, session: SessionDep, key: OperatorKey) -> TokenCreated:
+def create_token(body: TokenCreate, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> TokenCreated:
     """A new enrollment token; its secret is in this reply only."""
-    row, plaintext = tokens.create_token(session, actor=apikeys.actor_of(key), ttl_s=body.ttl_s, uses=body.uses,
+    ttl_s = body.ttl_s or fleet.settings.token_default_ttl_s
+    row, plaintext = tokens.create_token(session, actor=apikeys.actor_of(key), ttl_s=ttl_s, uses=body.uses,
                                          tags=body.tags)
     session.commit()
     return TokenCreated(**TokenInfo.model_validate(row).model_dump(), token=plaintext)

@@ -83,3 +83,17 @@ def test_a_body_that_is_not_an_object_is_refused(api: Api) -> None:
     r = api.client.post("/api/v1/enroll", json=["nope"])
     assert r.status_code == 401
     assert _device_count(api) == 0
+
+
+def test_tokens_without_a_ttl_get_the_servers_default_lifetime(api: Api) -> None:
+    from datetime import datetime
+
+    r = api.client.post("/api/v1/tokens", json={}, headers=api.headers()).json()
+    life = datetime.fromisoformat(r["expires_at"]) - datetime.fromisoformat(r["created_at"])
+    assert life.total_seconds() == api.fleet.settings.token_default_ttl_s
+
+
+def test_token_requests_with_bad_values_are_refused(api: Api) -> None:
+    for body in ({"uses": 0}, {"ttl_s": -5}, {"tags": {"k": 1}}, {"what": 1}):
+        assert api.client.post("/api/v1/tokens", json=body, headers=api.headers()).status_code == 422
+    assert api.client.get("/api/v1/tokens", headers=api.headers()).json() == []
