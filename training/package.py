@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from models.manifest import InputSpec, Manifest, OpenVinoFiles, OutputSpec, Runtimes
+from models.registry import int8_version  # same name, version + "-int8": digits-1.0.0-int8.efpkg
 from training.quantize import QuantizationResult, worst
 
-INT8_SUFFIX = "-int8"
 ONNX_FILE = "model.onnx"
 OV_XML_FILE = "model.xml"
 OV_BIN_FILE = "model.bin"  # OpenVINO finds the weights next to the xml by stem, so the names must pair up
@@ -51,11 +51,6 @@ class PackageInputs:
     data_fingerprint: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
-
-
-def int8_version(version: str) -> str:
-    """The INT8 variant's version: same name, version + ``-int8`` (digits-1.0.0.efpkg, digits-1.0.0-int8.efpkg)."""
-    return f"{version}{INT8_SUFFIX}"
 
 
 def host_info(threads: int) -> dict[str, Any]:

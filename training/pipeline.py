@@ -140,20 +140,20 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
     name = opts.name or default_name(opts.data)
     run_dir = Path(opts.out) / f"{name}-{opts.version}"
     model_dir, plots_dir = run_dir / "model", run_dir / "plots"
-    for d in (model_dir, plots_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    private_key = load_or_create_private_key(Path(opts.signing_key))
 
     with steps.step("load", f"Loading {opts.data}"):
         dataset, load_report = load_dataset(opts.data, image_size=opts.image_size, seed=opts.seed)
         steps.note(f"{len(dataset)} images, {dataset.num_classes} classes, {dataset.image_shape} x {dataset.channels}")
+    # only once the data loaded: a typo in --data must not leave folders or keys behind
+    private_key = load_or_create_private_key(Path(opts.signing_key))
+    for d in (model_dir, plots_dir):
+        d.mkdir(parents=True, exist_ok=True)
     with steps.step("clean", "Cleaning (report: cleaning_report.md)"):
         cleaned, cleaning = clean(dataset, load_report, drop_mislabeled=opts.drop_mislabeled, seed=opts.seed)
-        (run_dir / "cleaning_report.md").write_text(cleaning.to_markdown(), encoding="utf-8")
-        (run_dir / "cleaning_report.json").write_text(cleaning.to_json(), encoding="utf-8")
-        cleaning_summary = cleaning.summary() if hasattr(cleaning, "summary") else {}
+        cleaning.write(run_dir)
+        cleaning_summary = cleaning.counts()
         steps.note(f"{len(cleaned)} images kept of {len(dataset)}")
-    groups = getattr(cleaning, "groups", None)
+    groups = cleaning.groups
     with steps.step("split", f"Splitting {opts.ratios} with seed {opts.seed}"):
         parts = split_data(cleaned, ratios=opts.ratios, seed=opts.seed, groups=groups)
         steps.note(f"train {len(parts.train)}, val {len(parts.val)}, test {len(parts.test)}")
@@ -166,7 +166,8 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
 
         with steps.step("tune", f"Tuning: {opts.tune} Optuna trials"):
             res = tune(_train_config(opts), parts.train, parts.val, spec, opts.tune, storage=opts.study_storage,
-                       study_name=opts.study_name or f"{name}-{opts.version}", seed=opts.seed)
+                       study_name=opts.study_name or f"{name}-{opts.version}", seed=opts.seed,
+                       progress=opts.progress)
             tuned = dict(res.best_params)
             tuning = {"trials": opts.tune, "best_params": tuned, "best_value": res.best_value}
     cfg = _train_config(opts, tuned)
@@ -181,7 +182,8 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
         from training.crossval import cross_validate
 
         with steps.step("cv", f"{opts.cv}-fold cross-validation"):
-            res_cv = cross_validate(cfg, cleaned, spec, opts.cv, seed=opts.seed, groups=groups)
+            res_cv = cross_validate(cfg, cleaned, spec, opts.cv, seed=opts.seed, groups=groups,
+                                    progress=opts.progress)
             cv = {"k": opts.cv, "mean_accuracy": res_cv.mean, "std": res_cv.std, "spread": res_cv.spread,
                   "fold_accuracies": list(res_cv.fold_accuracies)}
             steps.note(f"mean {100 * res_cv.mean:.2f}%, spread {100 * res_cv.spread:.2f} points")
@@ -246,7 +248,7 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
 
             reg = LocalRegistry(Path(opts.registry))
             for pkg in (fp32_pkg, int8_pkg):
-                registered.append(str(reg.add(pkg)))
+                registered.append(str(reg.add(pkg, private_key.public_key()).path))
     summary = {
         "name": name, "version": opts.version, "run_dir": str(run_dir),
         "packages": {"fp32": str(fp32_pkg), "int8": str(int8_pkg)},

@@ -10,7 +10,9 @@ in the runtime that will serve it; a drop above ``threshold`` points marks the v
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -192,7 +194,9 @@ def quantize_openvino(
     try:
         model = ov.Core().read_model(str(fp32_xml))
         dataset = nncf.Dataset([data[i : i + 1] for i in range(len(data))])
-        quantized = nncf.quantize(model, dataset, subset_size=len(data), preset=nncf.QuantizationPreset.PERFORMANCE)
+        with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: keep stdout for `--json` output
+            quantized = nncf.quantize(model, dataset, subset_size=len(data),
+                                      preset=nncf.QuantizationPreset.PERFORMANCE)
         ov.save_model(quantized, str(xml), compress_to_fp16=False)
     except Exception as exc:  # noqa: BLE001
         raise QuantizationError(f"NNCF quantization of {fp32_xml.name} failed: {exc}") from exc
