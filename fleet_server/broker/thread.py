@@ -23,18 +23,21 @@ class BrokerThread:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.broker: EmbeddedBroker | None = None
+        self._url: str | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        if self.broker is None:
-            raise BrokerError("the broker thread is not started")
-        return self.broker.port
+        """The port bound (kept after `stop`, so the same port can be started again)."""
+        if self._port is None:
+            raise BrokerError("the broker thread was never started")
+        return self._port
 
     @property
     def url(self) -> str:
-        if self.broker is None:
-            raise BrokerError("the broker thread is not started")
-        return self.broker.url
+        if self._url is None:
+            raise BrokerError("the broker thread was never started")
+        return self._url
 
     def start(self) -> "BrokerThread":
         if self._thread is not None:
@@ -63,6 +66,7 @@ class BrokerThread:
             broker = EmbeddedBroker(host, port, checker, persistence_path=self._persistence_path)
             await broker.start()
             self.broker = broker
+            self._port, self._url = broker.port, broker.url
 
         try:
             loop.run_until_complete(boot())
