@@ -50,6 +50,8 @@ def check_member(member: tarfile.TarInfo, seen: set[str], where: str) -> None:
         raise UnsafePackageError(f"{where}: member {name!r} is a device or FIFO")
     if member.isdir():
         raise UnsafePackageError(f"{where}: member {name!r} is a directory; packages hold flat files only")
+    if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
+        raise UnsafePackageError(f"{where}: member {name!r} is a sparse file; packages hold plain files only")
     if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
         raise UnsafePackageError(f"{where}: member {name!r} has unsupported tar type {member.type!r}")
     check_file_name(name, where=where)

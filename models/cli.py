@@ -78,15 +78,23 @@ def verify_command(
     pkg: Annotated[Path, typer.Argument(help="the .efpkg file")],
     key: Annotated[Optional[Path], typer.Option("--key", help="trusted public key PEM (default: the fleet's)")] = None,
     state_dir: StateDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print {ok, error|manifest} as JSON for scripts")] = False,
 ) -> None:
     """Check a package's signature and every file's sha256; exit 1 naming the problem if anything is wrong."""
-    from models.package import verify
+    from models.package import file_sha256, verify
 
     key_path = _public_key_path(key, state_dir)
     try:
         manifest = verify(pkg, key_path)
     except PackageError as exc:
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__}))
+            raise SystemExit(1) from None
         raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "sha256": file_sha256(pkg), "manifest": manifest.model_dump(mode="json")},
+                              indent=2))
+        return
     out = _out()
     out.print(f"[green]OK[/] {escape(pkg.name)}: {escape(manifest.name)} {escape(manifest.version)} "
               f"({manifest.precision}), signature valid, {len(manifest.files)} file(s) match")

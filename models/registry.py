@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from models.errors import PackageError, PackageNotFound, RegistryConflict
@@ -35,6 +35,11 @@ def int8_version(version: str) -> str:
 def version_key(version: str) -> tuple:
     """Natural order: ``1.10.0`` after ``1.9.0``; numbers compare as numbers, text as text."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", version) if part)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A manifest written by hand may carry a naive time: read it as UTC so it still sorts against aware ones."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class LocalRegistry:
                 continue
             if name is None or entry.name == name:
                 entries.append(entry)
-        return sorted(entries, key=lambda e: (e.name, e.created_at, version_key(e.version)))
+        return sorted(entries, key=lambda e: (e.name, _utc(e.created_at), version_key(e.version)))
 
     def latest(self, name: str, precision: str | None = None) -> RegistryEntry:
         """The newest package of ``name`` (by created_at, then version), optionally of one precision."""
@@ -127,7 +132,7 @@ class LocalRegistry:
         if not entries:
             what = f"{name} ({precision})" if precision else name
             raise PackageNotFound(f"no package of {what} in the registry at {self.root}")
-        return max(entries, key=lambda e: (e.created_at, version_key(e.version)))
+        return max(entries, key=lambda e: (_utc(e.created_at), version_key(e.version)))
 
     def get(self, name: str, version: str) -> RegistryEntry:
         path = self.root / f"{name}-{version}{PACKAGE_SUFFIX}"

@@ -133,6 +133,8 @@ CASES: dict[str, Damage] = {
                               UnsafePackageError, "'hard' is a hard link"),
     "member-device": Damage(_with(add=[Member("dev", type=tarfile.CHRTYPE)]), UnsafePackageError, "device"),
     "member-directory": Damage(_with(add=[Member("sub", type=tarfile.DIRTYPE)]), UnsafePackageError, "directory"),
+    "member-sparse": Damage(_with(add=[Member("holes", b"x", type=tarfile.GNUTYPE_SPARSE)]), UnsafePackageError,
+                            "'holes' is a sparse file"),
     "member-nested-path": Damage(_with(add=[Member("sub/file", b"x")]), UnsafePackageError, "nested path"),
     "member-duplicate": Damage(_with(add=[Member("model.onnx", b"replacement after the check")]),
                                UnsafePackageError, "'model.onnx' appears twice"),

@@ -171,3 +171,19 @@ def test_add_refuses_a_package_signed_by_another_key(tmp_path, payload, make_man
     result = run("add", foreign, "--registry", tmp_path / "registry", "--key", public_pem)
     assert result.exit_code == 1 and "not by the trusted key" in result.stderr
     assert list((tmp_path / "registry").glob("*")) == []
+
+
+def test_verify_json_reports_ok_and_the_manifest(package, public_pem) -> None:
+    result = run("verify", package, "--key", public_pem, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and doc["sha256"] == file_sha256(package) and doc["manifest"]["version"] == "1.0.0"
+
+
+def test_verify_json_reports_the_error_kind(package, public_pem) -> None:
+    flip_byte_in_member(package, "model.bin")
+    result = run("verify", package, "--key", public_pem, "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc == {"ok": False, "kind": "IntegrityError", "error": doc["error"]}
+    assert "model.bin is corrupt" in doc["error"]

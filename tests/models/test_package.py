@@ -193,3 +193,17 @@ def test_file_sha256_matches_hashlib(package) -> None:
     import hashlib
 
     assert file_sha256(package) == hashlib.sha256(package.read_bytes()).hexdigest()
+
+
+def test_signature_file_is_json_with_algorithm_key_id_and_base64_ed25519_over_the_stored_manifest(package,
+                                                                                                   signing_key) -> None:
+    import base64
+    import json
+
+    from models.signing import key_id, verify_signature
+
+    members = {m.name: m.data for m in members_of(package)}
+    doc = json.loads(members["signature"])
+    assert set(doc) == {"format", "algorithm", "key_id", "signature"}
+    assert (doc["format"], doc["algorithm"], doc["key_id"]) == (1, "ed25519", key_id(signing_key))
+    verify_signature(members["manifest.json"], base64.b64decode(doc["signature"]), signing_key.public_key())

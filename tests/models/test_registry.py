@@ -119,3 +119,10 @@ def test_version_key_orders_numbers_as_numbers() -> None:
     assert sorted(["1.10.0", "1.9.0", "1.0.0-int8", "1.0.0", "0.9"], key=version_key) == [
         "0.9", "1.0.0", "1.0.0-int8", "1.9.0", "1.10.0"]
     assert int8_version("1.0.0") == int8_version("1.0.0-int8") == "1.0.0-int8"
+
+
+def test_a_manifest_with_a_naive_created_at_still_sorts(registry, build) -> None:
+    registry.add(build("1.0.0", created_at=T0))
+    registry.add(build("2.0.0", created_at=datetime(2026, 11, 2)))  # no time zone: read as UTC
+    assert registry.latest("digits").version == "2.0.0"
+    assert [e.version for e in registry.list()] == ["1.0.0", "2.0.0"]
