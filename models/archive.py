@@ -8,6 +8,7 @@ past, so verification never needs to extract anything and a 14 MB model costs on
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tarfile
 from dataclasses import dataclass, field
@@ -116,12 +117,24 @@ def scan(pkg: Path, extract_to: Path | None = None) -> ScanResult:
                     if member.name not in RESERVED_NAMES:
                         result.digests[member.name] = digest.hexdigest()
                         result.sizes[member.name] = size
+                    if out is not None:  # a device may lose power right after the slot switch
+                        out.flush()
+                        os.fsync(out.fileno())
                 finally:
                     if out is not None:
                         out.close()
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError(f"{where}: not a readable package archive ({exc})") from None
     return result
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (file data alone is not enough after a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_member(pkg: Path, name: str, limit: int) -> bytes | None:

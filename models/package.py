@@ -156,10 +156,17 @@ def unpack(pkg: Path, dest: Path, public_key: PublicKeyLike, *, replace: bool = 
         if dest.exists() or dest.is_symlink():
             old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
             os.replace(dest, old / "x")
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except BaseException:
+                os.replace(old / "x", dest)  # put the previous contents back
+                old.rmdir()
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
+        archive.fsync_dir(dest)
+        archive.fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -201,6 +208,7 @@ def pack(manifest: Manifest, files: Mapping[str, Path], out_dir: Path, private_k
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
+        archive.fsync_dir(out_dir)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.archive import fsync_dir
 from models.errors import PackageError, PackageNotFound, RegistryConflict
 from models.manifest import PACKAGE_SUFFIX, Manifest
 from models.package import file_sha256, read_manifest, verify
@@ -100,6 +101,7 @@ class LocalRegistry:
             target = self.root / manifest.package_filename
             try:
                 os.link(tmp, target)
+                fsync_dir(self.root)
             except FileExistsError:
                 existing = self._sha256(target)
                 if existing != digest.hexdigest():
