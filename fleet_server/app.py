@@ -24,6 +24,8 @@ from fleet_server.settings import ServerSettings
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 RECONNECT_POLL_S = 0.5
+RETAINED_FILE = "broker-retained.sqlite"  # the embedded broker's retained messages survive restarts
+EMBEDDED_CONNECT_WAIT_S = 15.0
 
 
 async def _start_broker(fleet: Fleet) -> None:
@@ -32,7 +34,7 @@ async def _start_broker(fleet: Fleet) -> None:
         from fleet_server.broker.embedded import EmbeddedBroker
 
         broker = EmbeddedBroker(settings.embedded_broker_host, settings.embedded_broker_port,
-                                fleet.credential_checker())
+                                fleet.credential_checker(), persistence_path=settings.state_dir / RETAINED_FILE)
         await broker.start()
         fleet.broker = broker
         fleet.broker_url = f"mqtt://{settings.embedded_broker_host}:{broker.port}"
@@ -98,6 +100,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 await _start_broker(fleet)
                 fleet.bridge = _make_bridge(fleet)
                 await anyio.to_thread.run_sync(fleet.bridge.start)
+                if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
+                    await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
                 watcher = asyncio.create_task(_watch_reconnects(fleet))
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""

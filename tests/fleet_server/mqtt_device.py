@@ -62,9 +62,13 @@ class SimDevice:
         desired = p.decode(p.TwinDesired, msg.payload)
         self.desired.append(desired)
         if self.answer_twin:
-            reported = p.TwinReported(desired_revision=desired.revision, model=desired.model, camera=desired.camera,
-                                      config_hash=p.config_hash(desired.pipeline), properties=desired.properties)
-            client.publish(p.twin_reported_topic(self.device_id), reported.encode(), qos=1, retain=True)
+            self.report(desired)
+
+    def report(self, desired: p.TwinDesired) -> None:
+        """Report `desired` as applied."""
+        reported = p.TwinReported(desired_revision=desired.revision, model=desired.model, camera=desired.camera,
+                                  config_hash=p.config_hash(desired.pipeline), properties=desired.properties)
+        self.client.publish(p.twin_reported_topic(self.device_id), reported.encode(), qos=1, retain=True)
 
     def start(self) -> "SimDevice":
         self.client.connect(self.host, self.port, keepalive=5)

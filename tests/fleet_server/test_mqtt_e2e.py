@@ -1,0 +1,226 @@
+"""End to end over real MQTT: the whole server (API + bridge, and the embedded broker or Mosquitto) and
+devices made of real paho clients. Device ids are random per run, and retained messages are cleared after,
+because the Mosquitto on 1883 is shared and keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edgefleet import protocol as p
+from fleet_server.server import ServerHandle, start_server_in_thread
+from fleet_server.settings import ServerSettings
+from tests.fleet_server.conftest import make_csr
+from tests.fleet_server.mqtt_device import SimDevice, clear_retained, wait_for
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHandle]:
+    broker = "embedded"
+    if request.param == "mosquitto":
+        broker = f"mqtt://127.0.0.1:{request.getfixturevalue('mosquitto_port')}"
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=broker, embedded_broker_port=0)
+    with start_server_in_thread(settings) as handle:
+        wait_for(handle.fleet.broker_connected, what="the server's bridge to connect")
+        yield handle
+
+
+class Fleet:
+    """HTTP helpers around a running server."""
+
+    def __init__(self, server: ServerHandle) -> None:
+        self.server = server
+        self.headers = {"Authorization": f"Bearer {server.admin_key}"}
+        self.created: list[str] = []
+
+    def api(self, method: str, path: str, **kw: object) -> httpx.Response:
+        return httpx.request(method, f"{self.server.url}/api/v1{path}", headers=self.headers, timeout=30, **kw)
+
+    def enroll(self, name: str = "e2e") -> dict:
+        token = self.api("POST", "/tokens", json={}).json()["token"]
+        r = httpx.post(f"{self.server.url}/api/v1/enroll", json={"token": token, "csr": make_csr()[1], "name": name})
+        assert r.status_code == 200, r.text
+        self.created.append(r.json()["device_id"])
+        return r.json()
+
+    def device(self, device_id: str) -> dict:
+        return self.api("GET", f"/devices/{device_id}").json()
+
+
+@pytest.fixture()
+def fleet(server: ServerHandle) -> Iterator[Fleet]:
+    f = Fleet(server)
+    yield f
+    if not server.settings.embedded:
+        for device_id in f.created:
+            clear_retained(server.settings.broker, device_id)
+
+
+def _connect(creds: dict, **kw: object) -> SimDevice:
+    dev = SimDevice(creds["device_id"], creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"], **kw)
+    dev.start()
+    wait_for(dev.connected.is_set, what=f"{dev.device_id} to connect")
+    return dev
+
+
+def test_a_device_shows_online_from_its_status_and_offline_from_its_last_will(fleet: Fleet) -> None:
+    creds = fleet.enroll()
+    device_id = creds["device_id"]
+    dev = _connect(creds)
+    try:
+        state = wait_for(lambda: fleet.device(device_id)["online"] and fleet.device(device_id), what="online")
+        assert state["agent_version"] == "test-1" and state["last_seen"]
+        dev.drop()  # no DISCONNECT: the broker publishes the Last Will
+        wait_for(lambda: fleet.device(device_id)["status"] == "offline", timeout=30, what="Last Will -> offline")
+    finally:
+        dev.stop()
+
+
+def test_a_twin_patch_reaches_the_device_and_its_report_makes_the_twin_in_sync(fleet: Fleet) -> None:
+    creds = fleet.enroll()
+    device_id = creds["device_id"]
+    dev = _connect(creds)
+    try:
+        model = {"name": "digits", "version": "3", "sha256": "e" * 64}
+        r = fleet.api("PATCH", f"/devices/{device_id}/twin",
+                      json={"model": model, "camera": "synthetic", "properties": {"greeting": "hello"}})
+        assert r.status_code == 200 and r.json()["published"] is True
+        got = wait_for(lambda: dev.desired, what="desired twin at the device")
+        assert got[-1].revision == 1 and got[-1].model.sha256 == "e" * 64
+        view = wait_for(lambda: fleet.device(device_id)["in_sync"] and fleet.device(device_id), what="in sync")
+        assert view["reported"]["properties"] == {"greeting": "hello"} and view["desired_revision"] == 1
+        dev.answer_twin = False  # receive revision 2 but do not apply it yet
+        fleet.api("PATCH", f"/devices/{device_id}/twin", json={"pipeline": {"top_k": 7}})
+        second = wait_for(lambda: [d for d in dev.desired if d.revision == 2], what="revision 2 at the device")
+        assert fleet.device(device_id)["in_sync"] is False
+        dev.report(second[0])
+        wait_for(lambda: fleet.device(device_id)["in_sync"], what="in sync at revision 2")
+    finally:
+        dev.stop()
+
+
+def test_a_device_that_connects_later_gets_the_retained_desired_twin(fleet: Fleet) -> None:
+    creds = fleet.enroll()
+    device_id = creds["device_id"]
+    assert fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:0"}).json()["published"]
+    dev = _connect(creds)
+    try:
+        got = wait_for(lambda: dev.desired, what="retained desired twin")
+        assert got[0].camera == "usb:0"
+    finally:
+        dev.stop()
+
+
+def test_decommission_clears_the_retained_desired_twin(fleet: Fleet) -> None:
+    creds = fleet.enroll()
+    device_id = creds["device_id"]
+    fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:0"})
+    assert fleet.api("DELETE", f"/devices/{device_id}").status_code == 200
+    if fleet.server.settings.embedded:
+        return  # the device cannot log in any more to look: see the embedded-only test below
+    watcher = SimDevice(device_id, creds["broker_url"], answer_twin=False).start()
+    try:
+        wait_for(watcher.connected.is_set, what="watcher connect")
+        import time
+
+        time.sleep(1.0)  # a retained message would arrive right after SUBACK; give it a moment
+        assert watcher.desired == []
+    finally:
+        watcher.stop()
+
+
+def test_telemetry_is_stored_and_garbage_is_counted_not_fatal(fleet: Fleet) -> None:
+    import sqlalchemy as sa
+
+    from fleet_server.db import TelemetryRow
+
+    creds = fleet.enroll()
+    device_id = creds["device_id"]
+    dev = _connect(creds)
+    try:
+        dev.client.publish(p.telemetry_topic(device_id), p.Telemetry(device_id=device_id, fps=12.5).encode(), qos=0)
+        dev.client.publish(p.events_topic(device_id), b"{not json", qos=1)
+
+        def stored() -> int:
+            with fleet.server.fleet.db.session() as s:
+                return s.scalar(sa.select(sa.func.count()).select_from(TelemetryRow)
+                                .where(TelemetryRow.device_id == device_id)) or 0
+
+        wait_for(stored, what="telemetry row")
+        wait_for(lambda: fleet.server.fleet.bridge.malformed_count >= 1, what="malformed message counted")
+        metrics = httpx.get(f"{fleet.server.url}/metrics").text
+        line = next(m for m in metrics.splitlines() if m.startswith("edgefleet_mqtt_malformed_messages "))
+        assert float(line.split()[1]) >= 1
+        assert fleet.api("GET", f"/devices/{device_id}").status_code == 200  # the server is still fine
+    finally:
+        dev.stop()
+
+
+# ----------------------------------------------------------------------------------------- embedded only
+
+
+@pytest.fixture()
+def embedded(tmp_path: Path) -> Iterator[Fleet]:
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0)
+    with start_server_in_thread(settings) as handle:
+        wait_for(handle.fleet.broker_connected, what="bridge to connect")
+        yield Fleet(handle)
+
+
+def test_embedded_broker_refuses_wrong_passwords_and_decommissioned_devices(embedded: Fleet) -> None:
+    creds = embedded.enroll()
+    device_id = creds["device_id"]
+    wrong = SimDevice(device_id, creds["broker_url"], device_id, creds["mqtt_password"] + "x")
+    wrong.try_connect()
+    assert not wrong.connected.is_set()
+    dev = _connect(creds)
+    wait_for(lambda: embedded.device(device_id)["online"], what="online")
+    assert embedded.api("DELETE", f"/devices/{device_id}").status_code == 200
+    # its live connection was dropped, and it cannot come back
+    wait_for(lambda: not dev.client.is_connected(), what="decommissioned device to be disconnected")
+    dev.stop()
+    again = SimDevice(device_id, creds["broker_url"], device_id, creds["mqtt_password"])
+    again.try_connect()
+    assert not again.connected.is_set()
+
+
+def test_enrollment_hands_out_the_embedded_brokers_real_address(embedded: Fleet) -> None:
+    creds = embedded.enroll()
+    assert creds["broker_url"] == f"mqtt://127.0.0.1:{embedded.server.fleet.broker.port}"
+    assert embedded.server.broker_url == creds["broker_url"]
+
+
+# ----------------------------------------------------------------------------------------- broker outage
+
+
+def test_a_twin_changed_while_the_broker_is_down_is_published_when_it_is_back(tmp_path: Path) -> None:
+    from tests import services
+
+    if services.mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    mosq = services.Mosquitto(services.plain_mosquitto_config(), tmp_path).start()  # no persistence
+    url = f"mqtt://127.0.0.1:{mosq.port}"
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=url)
+    try:
+        with start_server_in_thread(settings) as handle:
+            fleet = Fleet(handle)
+            wait_for(handle.fleet.broker_connected, what="bridge to connect")
+            creds = fleet.enroll()
+            device_id = creds["device_id"]
+            mosq.stop()
+            wait_for(lambda: not handle.fleet.broker_connected(), what="bridge to notice the broker is gone")
+            r = fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:3"})
+            assert r.status_code == 200 and r.json()["published"] is False and r.json()["desired_revision"] == 1
+            mosq.start()  # same port, empty retained store
+            wait_for(handle.fleet.broker_connected, timeout=60, what="bridge to reconnect")
+            dev = _connect(creds)
+            try:
+                got = wait_for(lambda: dev.desired, what="the stored desired twin, republished")
+                assert got[0].revision == 1 and got[0].camera == "usb:3"
+            finally:
+                dev.stop()
+    finally:
+        mosq.stop()
