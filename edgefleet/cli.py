@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import click
 import typer
+import typer.exceptions
 import typer.main
 
 
@@ -76,6 +77,19 @@ def _single(func) -> typer.Typer:
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        # typer (0.29) ships its own copy of click, so its Exit/usage errors are not click's: translate them
+        # here, once, so every mounted program gets usage messages and exit codes instead of tracebacks.
+        try:
+            return super().invoke(ctx)
+        except typer.Exit as exc:
+            ctx.exit(exc.exit_code)
+        except typer.Abort:
+            raise click.Abort() from None
+        except typer.exceptions.TyperException as exc:
+            exc.show()
+            ctx.exit(exc.exit_code)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(MOUNTS)
 
