@@ -15,18 +15,27 @@ unattached `Session`, and on refusal answers CONNACK "not authorised" and closes
 from 0.12.1, plus the `will_retain` flag it forgot to copy). The accepted session is marked so `_authenticate`
 does not check it a second time.
 
+A third defect showed up in the bridge tests: `_run_broadcast` iterates `self._subscriptions` while awaiting
+the topic plug-ins for each subscriber (amqtt runs every plug-in call as a task, so the loop yields there);
+a SUBSCRIBE or a session clean-up in between raises "dictionary changed size during iteration" and the
+message is silently lost for every remaining subscriber. `_run_broadcast` here iterates over snapshots.
+
 Keep this in step with amqtt's source when upgrading it (the dependency is `amqtt>=0.12.1`); the tests in
 tests/fleet_server/broker/test_impostors.py fail if the protection is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
+from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import ListenerConfig
+from amqtt.contexts import Action, ListenerConfig
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
@@ -106,3 +115,27 @@ class GuardedBroker(Broker):
             setattr(session, _ACCEPTED_MARK, False)
             return True
         return await super()._authenticate(session, listener)
+
+    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
+        """amqtt 0.12.1's broadcast step, iterating over snapshots of the subscription table."""
+        broadcast = await self._broadcast_queue.get()
+        for k_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(broadcast["topic"], k_filter):
+                continue
+            for target_session, sub_qos in list(subscriptions):
+                qos = broadcast.get("qos", sub_qos)
+                if not await self._topic_filtering(target_session, topic=broadcast["topic"], action=Action.RECEIVE):
+                    continue
+                # queue for a disconnected persistent (non-anonymous) session at QoS 1/2 [MQTT 3.1.2.4]
+                if (target_session.transitions.state != "connected"
+                        and not target_session.clean_session
+                        and qos in (QOS_1, QOS_2)
+                        and not target_session.is_anonymous):
+                    await self._retain_broadcast_message(broadcast, qos, target_session)
+                    continue
+                if target_session.transitions.state != "connected":
+                    continue
+                handler = self._get_handler(target_session)
+                if handler:
+                    running_tasks.append(asyncio.ensure_future(
+                        handler.mqtt_publish(broadcast["topic"], broadcast["data"], qos, retain=False)))

@@ -14,7 +14,7 @@ from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.embedded import DEFAULT_PORT, BrokerError, EmbeddedBroker
 from fleet_server.broker.thread import BrokerThread
 from tests.fleet_server.broker.conftest import Fleet
-from tests.fleet_server.broker.peers import Peer
+from tests.fleet_server.broker.peers import Peer, wait_until
 from tests.services import free_port, port_open
 
 CREDS = StaticCredentials("server", "pw", {"dev-a": "pa"})
@@ -117,3 +117,18 @@ def test_retained_messages_survive_a_restart_with_persistence(tmp_path: Path) ->
         device.close()
     assert (got.payload, got.retain) == (b"desired v2", True)
     assert device.topics() == [desired]
+
+
+def test_no_message_is_lost_while_other_clients_subscribe(fleet: Fleet) -> None:
+    """amqtt 0.12.1 dropped a message for all remaining subscribers when the subscription table changed
+    while it was being broadcast ("dictionary changed size during iteration")."""
+    a, b = fleet.device("a"), fleet.device("b")
+    server = fleet.as_server()
+    server.subscribe(f"{p.TOPIC_ROOT}/+/events", p.events_topic(a))  # amqtt delivers once per matching filter
+    publisher, subscriber = fleet.as_device(a), fleet.as_device(b)
+    count = 300
+    for n in range(count):
+        publisher.client.publish(p.events_topic(a), str(n).encode(), qos=1)
+        subscriber.client.subscribe(f"{p.TOPIC_ROOT}/{b}/x/{n}", 0)  # a new filter: the table grows
+    wait_until(lambda: len(server.topics()) >= 2 * count, what="every event to reach the server twice")
+    assert sorted(int(m.payload) for m in server.messages) == sorted(list(range(count)) * 2)

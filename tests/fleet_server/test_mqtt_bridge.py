@@ -1,0 +1,370 @@
+"""The server's MQTT bridge against BOTH brokers: the embedded amqtt one (server logs in with its password)
+and the real Mosquitto (plain and anonymous). Devices are real paho clients with unique ids per run; every
+retained message a test creates is cleared at the end (the machine's Mosquitto is shared)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from edgefleet import protocol as p
+from fleet_server.broker.auth import StaticCredentials
+from fleet_server.broker.thread import BrokerThread
+from fleet_server.mqtt_bridge import BridgeError, MqttBridge, parse_url
+from tests import services
+from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id, wait_until
+
+SHA = "a" * 64
+
+
+class Recorder:
+    """A BridgeHandler that remembers every call; `fail_on` makes one kind raise, as a buggy handler would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.fail_on: str | None = None
+        self._cond = threading.Condition()
+
+    def _record(self, kind: str, device_id: str, *args: object) -> None:
+        with self._cond:
+            self.calls.append((kind, device_id, *args))
+            self._cond.notify_all()
+        if kind == self.fail_on:
+            raise RuntimeError(f"handler bug on {kind}")
+
+    def on_status(self, device_id, status): self._record("status", device_id, status)  # noqa: ANN001, E704
+    def on_reported(self, device_id, reported): self._record("reported", device_id, reported)  # noqa: ANN001, E704
+    def on_telemetry(self, device_id, telemetry): self._record("telemetry", device_id, telemetry)  # noqa: ANN001, E704
+    def on_event(self, device_id, event): self._record("event", device_id, event)  # noqa: ANN001, E704
+    def on_command_reply(self, device_id, request_id, reply):  # noqa: ANN001
+        self._record("reply", device_id, request_id, reply)
+    def on_ota_get(self, device_id, request): self._record("ota_get", device_id, request)  # noqa: ANN001, E704
+
+    def of(self, device_id: str) -> list[tuple]:
+        with self._cond:
+            return [c for c in self.calls if c[1] == device_id]
+
+    def wait_for(self, kind: str, device_id: str, count: int = 1) -> tuple:
+        def ready() -> bool:
+            return len([c for c in self.calls if c[:2] == (kind, device_id)]) >= count
+        with self._cond:
+            assert self._cond.wait_for(ready, TIMEOUT), f"no {kind} from {device_id}: {self.of(device_id)}"
+            return [c for c in self.calls if c[:2] == (kind, device_id)][count - 1]
+
+
+@dataclass
+class Env:
+    """One broker, how the server and devices log in to it, and the devices a test made (for clean-up)."""
+
+    kind: str
+    port: int
+    creds: StaticCredentials | None = None
+    server_password: str | None = None
+    devices: dict[str, str] = field(default_factory=dict)
+    peers: list[Peer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def server_login(self) -> dict[str, str]:
+        return {"username": "server", "password": self.server_password} if self.creds else {}
+
+    def bridge(self, handler: Recorder, **kwargs: object) -> MqttBridge:
+        login = {**self.server_login(), **kwargs}
+        return MqttBridge(self.url, handler, client_id=f"edgefleet-server-{secrets.token_hex(4)}", **login)
+
+    def device(self, suffix: str = "dev") -> str:
+        device_id = unique_id(suffix)
+        self.devices[device_id] = secrets.token_urlsafe(12)
+        if self.creds is not None:
+            self.creds.add(device_id, self.devices[device_id])
+        return device_id
+
+    def connect(self, device_id: str, **kwargs: object) -> Peer:
+        login = (device_id, self.devices[device_id]) if self.creds is not None else (None, None)
+        peer = Peer(self.port, device_id, *login, **kwargs)
+        self.peers.append(peer)
+        assert not peer.connect().is_failure
+        return peer
+
+    def clean_up(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        if not self.devices:
+            return
+        cleaner = Peer(self.port, f"cleaner-{secrets.token_hex(3)}", *(
+            ("server", self.server_password) if self.creds else (None, None)))
+        if cleaner.connect().is_failure:
+            return
+        for device_id in self.devices:
+            for topic in (p.status_topic(device_id), p.twin_reported_topic(device_id),
+                          p.twin_desired_topic(device_id)):
+                cleaner.publish(topic, b"", retain=True)
+        cleaner.close()
+
+
+@pytest.fixture(scope="module")
+def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
+    password = secrets.token_urlsafe(12)
+    creds = StaticCredentials("server", password)
+    broker = BrokerThread(port=0, checker=creds).start()
+    yield broker, creds, password
+    broker.stop()
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    if request.param == "embedded":
+        broker, creds, password = request.getfixturevalue("embedded_broker")
+        e = Env("embedded", broker.port, creds, password)
+    else:
+        e = Env("mosquitto", request.getfixturevalue("mosquitto_port"))
+    yield e
+    e.clean_up()
+
+
+@pytest.fixture()
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture()
+def bridge(env: Env, recorder: Recorder) -> Iterator[MqttBridge]:
+    b = env.bridge(recorder, shared_telemetry=env.kind == "mosquitto")
+    b.start()
+    assert b.wait_connected(TIMEOUT)
+    yield b
+    b.stop()
+
+
+def _event(n: int) -> p.Event:
+    return p.Event(kind="detection", camera_id="cam0", data={"n": n}, ts=datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+
+# --------------------------------------------------------------------------------------------- receiving
+def test_device_messages_reach_the_handler_decoded(env: Env, bridge: MqttBridge, recorder: Recorder) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    sent = {
+        "status": (p.status_topic(dev), p.Status(state="online", agent_version="1.2.3")),
+        "reported": (p.twin_reported_topic(dev), p.TwinReported(desired_revision=4, backend="onnxruntime", slot="A")),
+        "telemetry": (p.telemetry_topic(dev), p.Telemetry(device_id=dev, fps=12.5, frames_inferred=100)),
+        "event": (p.events_topic(dev), _event(1)),
+        "reply": (p.cmd_reply_topic(dev, "req-7"), p.CommandReply(ok=True, result={"pong": 1})),
+        "ota_get": (p.ota_get_topic(dev), p.OtaGet(sha256=SHA, offset=262144, length=262144)),
+    }
+    for kind, (topic, message) in sent.items():
+        device.publish(topic, message.encode(), retain=kind in ("status", "reported"))
+    for kind, (_, message) in sent.items():
+        call = recorder.wait_for(kind, dev)
+        assert call[-1] == message
+    assert recorder.wait_for("reply", dev)[2] == "req-7"
+
+
+def test_malformed_messages_are_counted_and_dropped_and_the_next_good_one_arrives(
+        env: Env, bridge: MqttBridge, recorder: Recorder) -> None:
+    dev, other = env.device(), env.device("other")
+    device = env.connect(dev)
+    before = bridge.malformed_count
+    device.publish(p.status_topic(dev), b"{not json")
+    device.publish(p.events_topic(dev), b"\xff\xfe\x00")
+    device.publish(p.telemetry_topic(dev), p.Telemetry(device_id=other).encode())  # claims another device
+    device.publish(p.ota_get_topic(dev), b'{"v": 2, "sha256": "x", "offset": 0, "length": 1}')
+    device.publish(p.events_topic(dev), _event(2).encode())
+    assert recorder.wait_for("event", dev)[-1] == _event(2)
+    assert [c[0] for c in recorder.of(dev)] == ["event"]
+    assert bridge.malformed_count >= before + 4
+    dropped = {topic: reason for topic, reason in bridge.recent_malformed}
+    assert "Status" in dropped[p.status_topic(dev)]
+    assert "UTF-8" in dropped[p.events_topic(dev)]
+    assert other in dropped[p.telemetry_topic(dev)]
+    assert "OtaGet" in dropped[p.ota_get_topic(dev)]
+
+
+def test_a_malformed_topic_is_counted_and_dropped(recorder: Recorder, mosquitto_port: int) -> None:
+    """Only an anonymous broker lets a client publish under an invalid device id, so this runs on Mosquitto."""
+    env = Env("mosquitto", mosquitto_port)
+    b = env.bridge(recorder, shared_telemetry=False)
+    b.start()
+    try:
+        assert b.wait_connected(TIMEOUT)
+        dev = env.device()
+        rogue = Peer(mosquitto_port, unique_id("rogue"))
+        rogue.connect()
+        bad = f"{p.TOPIC_ROOT}/Not_A_Valid_ID/events"
+        rogue.publish(bad, _event(1).encode())
+        rogue.publish(p.events_topic(dev), _event(3).encode())
+        recorder.wait_for("event", dev)
+        rogue.close()
+        assert bad in dict(b.recent_malformed)
+        assert "invalid device id" in dict(b.recent_malformed)[bad]
+    finally:
+        b.stop()
+
+
+def test_a_failing_handler_is_logged_and_the_bridge_keeps_going(
+        env: Env, bridge: MqttBridge, recorder: Recorder) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    recorder.fail_on = "reply"
+    device.publish(p.cmd_reply_topic(dev, "r1"), p.CommandReply(ok=False, error="boom").encode())
+    device.publish(p.events_topic(dev), _event(4).encode())
+    recorder.wait_for("event", dev)
+    assert bridge.handler_errors >= 1
+    assert bridge.connected
+
+
+def test_a_cleared_retained_message_is_ignored_silently(env: Env, bridge: MqttBridge, recorder: Recorder) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    device.publish(p.status_topic(dev), p.Status(state="online").encode(), retain=True)
+    device.publish(p.status_topic(dev), b"", retain=True)
+    device.publish(p.events_topic(dev), _event(5).encode())
+    recorder.wait_for("event", dev)
+    assert [c[0] for c in recorder.of(dev)] == ["status", "event"]
+    assert p.status_topic(dev) not in dict(bridge.recent_malformed)
+
+
+def test_shared_telemetry_works_on_mosquitto_and_falls_back_on_the_embedded_broker(
+        env: Env, recorder: Recorder) -> None:
+    b = env.bridge(recorder, shared_telemetry=True)
+    b.start()
+    try:
+        assert b.wait_connected(TIMEOUT)
+        assert b.shared_telemetry is (env.kind == "mosquitto")
+        dev = env.device()
+        env.connect(dev).publish(p.telemetry_topic(dev), p.Telemetry(device_id=dev).encode(), qos=0)
+        recorder.wait_for("telemetry", dev)
+    finally:
+        b.stop()
+
+
+# --------------------------------------------------------------------------------------------- sending
+def test_desired_twin_is_retained_for_a_late_subscriber_and_cleared_on_decommission(
+        env: Env, bridge: MqttBridge) -> None:
+    dev = env.device()
+    desired = p.TwinDesired(revision=3, camera="synthetic", properties={"site": "lab"})
+    bridge.publish_desired(dev, desired, timeout=TIMEOUT)
+    late = env.connect(dev)
+    late.subscribe(p.twin_desired_topic(dev))
+    got = late.expect(p.twin_desired_topic(dev))
+    assert got.retain and p.decode(p.TwinDesired, got.payload) == desired
+    late.close()
+
+    bridge.clear_device(dev, timeout=TIMEOUT)
+    later = env.connect(dev)
+    later.subscribe(p.twin_desired_topic(dev))
+    later.subscribe(p.device_subscriptions(dev)[1])  # cmd/+: its SUBACK comes after the first one's retained messages
+    bridge.publish_command(dev, "after-clear", p.Command(name="ping"), timeout=TIMEOUT)
+    later.expect(p.cmd_topic(dev, "after-clear"))
+    assert later.topics() == [p.cmd_topic(dev, "after-clear")]
+
+
+def test_commands_and_ota_blocks_reach_the_device(env: Env, bridge: MqttBridge) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    assert device.subscribe(*p.device_subscriptions(dev)) == [True, True, True]
+    command = p.Command(name="restart_pipeline", args={"why": "test"})
+    bridge.publish_command(dev, "req-1", command, timeout=TIMEOUT)
+    block = bytes(range(256)) * 4
+    bridge.publish_ota_block(dev, SHA, 1024, block, timeout=TIMEOUT)
+    assert p.decode(p.Command, device.expect(p.cmd_topic(dev, "req-1")).payload) == command
+    assert device.expect(p.ota_data_topic(dev, SHA, 1024)).payload == block
+
+
+def test_publishing_while_not_connected_raises_and_queues_nothing(env: Env, recorder: Recorder) -> None:
+    b = env.bridge(recorder)
+    with pytest.raises(BridgeError, match="not connected"):
+        b.publish_desired(env.device(), p.TwinDesired(revision=1))
+
+
+def test_bad_urls_are_refused() -> None:
+    assert parse_url("mqtts://broker.local:8884") == (True, "broker.local", 8884)
+    assert parse_url("mqtt://127.0.0.1") == (False, "127.0.0.1", 1883)
+    for bad in ("http://x:1", "mqtt://", "127.0.0.1:1883", "mqtt://host:99999"):
+        with pytest.raises(BridgeError):
+            parse_url(bad)
+
+
+# --------------------------------------------------------------------------------------------- connection
+def test_a_refused_login_never_counts_as_connected(embedded_broker: tuple, recorder: Recorder) -> None:
+    broker, _, _ = embedded_broker
+    b = MqttBridge(broker.url, recorder, username="server", password="wrong", client_id="edgefleet-server-x")
+    b.start()
+    try:
+        wait_until(lambda: b.last_error is not None, what="the broker's refusal")
+        assert "Not authorized" in b.last_error
+        assert not b.connected and not b.wait_connected(0)
+    finally:
+        b.stop()
+
+
+def test_bridge_started_before_the_broker_connects_when_it_comes_up(recorder: Recorder) -> None:
+    port, password = services.free_port(), "pw"
+    creds = StaticCredentials("server", password)
+    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password=password)
+    b.start()
+    try:
+        wait_until(lambda: b.last_error is not None, what="a failed first connect")
+        assert "cannot reach" in b.last_error and not b.connected
+        with BrokerThread(port=port, checker=creds):
+            assert b.wait_connected(TIMEOUT * 2)
+            assert b.last_error is None
+    finally:
+        b.stop()
+
+
+def _survives_restart(env: Env, recorder: Recorder, restart: Callable[[MqttBridge], None]) -> None:
+    b = env.bridge(recorder, shared_telemetry=False)
+    b.start()
+    try:
+        assert b.wait_connected(TIMEOUT)
+        restart(b)
+        assert b.wait_connected(TIMEOUT * 3)
+        dev = env.device()
+        env.connect(dev).publish(p.events_topic(dev), _event(6).encode())
+        recorder.wait_for("event", dev)  # resubscribed after the restart
+    finally:
+        b.stop()
+
+
+def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(recorder: Recorder) -> None:
+    creds = StaticCredentials("server", "pw")
+    brokers = [BrokerThread(port=0, checker=creds).start()]
+    env = Env("embedded", brokers[0].port, creds, "pw")
+
+    def restart(bridge: MqttBridge) -> None:
+        brokers[-1].stop()
+        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
+        brokers.append(BrokerThread(port=env.port, checker=creds).start())
+
+    try:
+        _survives_restart(env, recorder, restart)
+    finally:
+        env.clean_up()
+        brokers[-1].stop()
+
+
+def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(recorder: Recorder, tmp_path: Path) -> None:
+    if services.mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    mosquitto = services.Mosquitto(services.plain_mosquitto_config(), tmp_path).start()
+    env = Env("mosquitto", mosquitto.port)
+
+    def restart(bridge: MqttBridge) -> None:
+        mosquitto.stop()
+        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
+        mosquitto.start()
+
+    try:
+        _survives_restart(env, recorder, restart)
+    finally:
+        env.clean_up()
+        mosquitto.stop()
