@@ -6,6 +6,7 @@ other failure. Progress goes to stderr, so `--json` leaves stdout to the summary
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -26,7 +27,7 @@ def _err(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -42,14 +43,14 @@ def _exit_code(exc: BaseException) -> int:
 def _run(fn: Any) -> Any:
     try:
         return fn()
-    except typer.Exit:
+    except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - the one place that turns failures into exit codes
         code = _exit_code(exc)
         if code == EXIT_FAILURE:
             log.debug("failure", exc_info=True)
         _err(str(exc) if code == EXIT_BAD_INPUT else f"{type(exc).__name__}: {exc}")
-        raise typer.Exit(code) from None
+        raise SystemExit(code) from None
 
 
 def _check_data_arg(data: str) -> None:
@@ -58,7 +59,7 @@ def _check_data_arg(data: str) -> None:
     if not Path(data).exists():
         _err(f"--data {data}: no such folder or CSV file (use digits, synthetic, a folder of class sub-folders, "
              f"or a CSV of path,label)")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def train_command(
@@ -111,7 +112,8 @@ def train_command(
             registry=registry, bench_runs=bench_runs, threads=threads, progress=not quiet)
         return run_training(opts)
 
-    outcome = _run(go)
+    with contextlib.redirect_stdout(sys.stderr):  # every progress bar to stderr: stdout is for --json alone
+        outcome = _run(go)
     if as_json:
         sys.stdout.write(json.dumps(outcome.summary, indent=2, default=str) + "\n")
 
@@ -168,7 +170,8 @@ def quantize_command(
                     r[k] = None  # no labelled test data: no accuracy claim
         return report
 
-    report = _run(go)
+    with contextlib.redirect_stdout(sys.stderr):
+        report = _run(go)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

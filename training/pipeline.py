@@ -270,3 +270,7 @@ def check_options(opts: TrainingOptions) -> None:
         raise ConfigError(f"split ratios must sum to 1, got {opts.ratios}")
     if opts.cv == 1:
         raise ConfigError("--cv needs k >= 2 (or 0 to skip)")
+    from training.architectures import ARCHITECTURES
+
+    if opts.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {opts.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")

@@ -6,6 +6,10 @@ importing module registers its own copy of a fixture, so the work itself is cach
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
@@ -102,3 +106,39 @@ def _quantize(exported: Exported, tmp_path_factory: pytest.TempPathFactory) -> Q
     ov = quantize_openvino(exported.xml, out, t.calib, t.test_x, t.test_y, t.class_names, decoding="logits",
                            subset_size=64)
     return Quantized(exported, ort, ov)
+
+
+@dataclass
+class CliRun:
+    """One real ``edgefleet train --data digits --epochs 1 --cv 2 --registry ...`` run, shared by the pipeline and
+    CLI tests (the slowest thing in this folder, so it runs once per session)."""
+
+    tmp: Path
+    summary: dict[str, Any]
+    signing_key: Path
+    registry: Path
+    stderr: str
+
+
+ROOT = Path(__file__).resolve().parents[2]
+EDGEFLEET = Path(sys.executable).parent / "edgefleet"
+
+
+def run_train_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``edgefleet train`` as a user runs it, with a private state dir and signing key under ``tmp``."""
+    env = dict(os.environ, EDGEFLEET_STATE_DIR=str(tmp / "state"))
+    cmd = [str(EDGEFLEET), "train", "--out", str(tmp / "out"), "--signing-key", str(tmp / "keys" / "sign.pem"),
+           "--bench-runs", "5", "--calibration-size", "64", "--json", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    def make() -> CliRun:
+        tmp = tmp_path_factory.mktemp("cli-digits")
+        proc = run_train_cli(tmp, "--data", "digits", "--epochs", "1", "--version", "0.1.0", "--cv", "2",
+                             "--registry", str(tmp / "registry"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return CliRun(tmp, json.loads(proc.stdout), tmp / "keys" / "sign.pem", tmp / "registry", proc.stderr)
+
+    return _once("digits_run", make)

@@ -11,57 +11,59 @@ import pytest
 from models.package import verify
 from models.registry import LocalRegistry
 from training.errors import ConfigError, DataError
+from tests.training.export_fixtures import CliRun, digits_run  # noqa: F401 - fixture
 from training.pipeline import TrainingOptions, default_name, run_training
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("pipeline")
-    opts = TrainingOptions(data="synthetic:150", out=root / "out", signing_key=root / "keys" / "sign.pem",
-                           image_size=16, epochs=2, cv=2, registry=root / "registry", bench_runs=5,
-                           calibration_size=32, name="shapes", version="0.0.1", progress=False)
-    return run_training(opts), opts
+def outcome(digits_run: CliRun) -> CliRun:
+    """The pipeline's output from one real run (``--data digits --epochs 1 --cv 2 --registry``)."""
+    return digits_run
 
 
-def test_run_dir_holds_reports_plots_models_packages_card_and_summary(outcome) -> None:
-    result, opts = outcome
-    run_dir = Path(opts.out) / "shapes-0.0.1"
-    assert result.run_dir == run_dir
+@pytest.mark.slow
+def test_run_dir_holds_reports_plots_models_packages_card_and_summary(outcome: CliRun) -> None:
+    run_dir = outcome.tmp / "out" / "digits-0.1.0"
+    assert outcome.summary["run_dir"] == str(run_dir)
     for rel in ("cleaning_report.md", "cleaning_report.json", "model_card.md", "summary.json",
                 "plots/confusion_matrix.png", "plots/roc_curves.png", "plots/training_curves.png",
-                "model/shapes.onnx", "model/shapes.xml", "model/shapes.bin", "model/shapes-int8.onnx",
-                "model/shapes-int8.xml", "model/shapes-int8.bin", "shapes-0.0.1.efpkg", "shapes-0.0.1-int8.efpkg"):
+                "model/digits.onnx", "model/digits.xml", "model/digits.bin", "model/digits-int8.onnx",
+                "model/digits-int8.xml", "model/digits-int8.bin", "digits-0.1.0.efpkg", "digits-0.1.0-int8.efpkg"):
         assert (run_dir / rel).is_file(), rel
 
 
-def test_packages_verify_with_the_signing_keys_public_half(outcome) -> None:
-    result, opts = outcome
+@pytest.mark.slow
+def test_manifests_record_training_settings_split_cleaning_and_cv(outcome: CliRun) -> None:
     from models.signing import load_private_key
 
-    public = load_private_key(opts.signing_key).public_key()
-    fp32, int8 = verify(result.fp32_package, public), verify(result.int8_package, public)
-    assert fp32.metrics["accuracy"] == result.summary["test_accuracy"]
-    assert int8.quantization is not None and int8.quantization.threshold == opts.int8_threshold
+    public = load_private_key(outcome.signing_key).public_key()
+    fp32 = verify(Path(outcome.summary["packages"]["fp32"]), public)
+    int8 = verify(Path(outcome.summary["packages"]["int8"]), public)
+    assert fp32.metrics["accuracy"] == outcome.summary["test_accuracy"]
+    assert int8.quantization is not None and int8.quantization.threshold == 1.0
+    assert int8.quantization.calibration_samples == 64
     assert fp32.training["cross_validation"]["k"] == 2 and fp32.training["split_ratios"] == [0.7, 0.15, 0.15]
-    assert fp32.training["cleaning"]["in"] == 150
-    assert fp32.input.height == 16 and fp32.labels == ["circle", "square", "triangle", "cross", "ring"]
+    assert fp32.training["cleaning"]["in"] == 1797 and fp32.training["hyperparameters"]["epochs"] == 1
+    assert fp32.input.height == 8 and fp32.labels == [str(i) for i in range(10)]
+    assert fp32.output.decoding == "logits"  # tiny_cnn ends in a Linear layer
 
 
-def test_summary_json_matches_the_outcome_and_names_every_step(outcome) -> None:
-    result, _ = outcome
-    summary = json.loads((result.run_dir / "summary.json").read_text())
-    assert summary["packages"]["int8"] == str(result.int8_package)
-    assert set(summary["quantization"]) == {"onnxruntime", "openvino"}
-    assert set(summary["steps_seconds"]) >= {"load", "clean", "split", "train", "assess", "cv", "export_onnx",
+@pytest.mark.slow
+def test_summary_json_matches_the_outcome_and_names_every_step(outcome: CliRun) -> None:
+    on_disk = json.loads((Path(outcome.summary["run_dir"]) / "summary.json").read_text())
+    assert on_disk == outcome.summary
+    assert set(on_disk["quantization"]) == {"onnxruntime", "openvino"}
+    assert set(on_disk["steps_seconds"]) >= {"load", "clean", "split", "train", "assess", "cv", "export_onnx",
                                              "export_openvino", "quantize", "benchmark", "package"}
-    assert len(summary["cross_validation"]["fold_accuracies"]) == 2
-    assert set(summary["benchmark"]["fp32"]) == {"host", "onnxruntime", "openvino", "openvino_f32"}
+    assert len(on_disk["cross_validation"]["fold_accuracies"]) == 2
+    assert set(on_disk["benchmark"]["fp32"]) == {"host", "onnxruntime", "openvino", "openvino_f32"}
+    assert "Training tiny_cnn" in outcome.stderr  # progress went to stderr, stdout held only the JSON
 
 
-def test_both_packages_are_added_to_the_registry(outcome) -> None:
-    _, opts = outcome
-    versions = sorted(e.version for e in LocalRegistry(opts.registry).list("shapes"))
-    assert versions == ["0.0.1", "0.0.1-int8"]
+@pytest.mark.slow
+def test_both_packages_are_added_to_the_registry(outcome: CliRun) -> None:
+    versions = sorted(e.version for e in LocalRegistry(outcome.registry).list("digits"))
+    assert versions == ["0.1.0", "0.1.0-int8"]
 
 
 def test_a_missing_data_folder_raises_data_error_and_writes_nothing(tmp_path: Path) -> None:
