@@ -1,7 +1,8 @@
 """The real-time pipeline: newest camera frame -> preprocess into a free inference request -> async inference ->
 post-process -> sinks, with capture, preprocessing and inference overlapping.
 
-One feeder thread does ``acquire a free request -> take the newest frame -> preprocess straight into the
+Feeder threads (one per backend lane: two for throughput on a multi-core CPU, so the preprocessing of one frame
+overlaps the next) each do ``acquire a free request -> take the newest frame -> preprocess straight into the
 request's input -> submit``. Taking the frame only once a request is free keeps latency low (the frame is as
 fresh as it can be when inference starts) and lets the capture thread count what the model could not keep up
 with as dropped. Completions come back on the backend's threads; results are handed to the sinks strictly in
@@ -111,15 +112,19 @@ class Pipeline:
         self.sinks = list(sinks)
         self.max_fps = max_fps
         self._stage = _Stage(backend, preprocessor, postprocessor)
-        self._next_stage: tuple[_Stage, threading.Event] | None = None
-        self._lock = threading.Lock()  # stage, counters, timing windows
+        self._generation = 0  # bumped by swap(); each feeder notes the one it works with
+        self._lock = threading.Condition()  # stage, generations, counters, timing windows
+        self._take_lock = threading.Lock()  # frame taking, sequence numbers, the max_fps clock
         self._deliver_lock = threading.Lock()  # reorder buffer and sink calls
         self._stop = threading.Event()
         self._finished = threading.Event()
-        self._feeder: threading.Thread | None = None
+        self._feeders: list[threading.Thread] = []
+        self._feeder_generation: dict[int, int] = {}
+        self._last_index: int | None = None
+        self._due = 0.0
         self._seq = 0
         self._next_delivery = 0
-        self._done: dict[int, Result | None] = {}
+        self._done: dict[int, tuple[_Job, tuple, float] | None] = {}
         self._inferred = self._failed = 0
         self._latency: deque[float] = deque(maxlen=window)
         self._inference: deque[float] = deque(maxlen=window)
@@ -141,8 +146,12 @@ class Pipeline:
     def start(self) -> Pipeline:
         self._started_at = time.monotonic()
         self.capture.start()
-        self._feeder = threading.Thread(target=self._feed, name="pipeline-feeder", daemon=True)
-        self._feeder.start()
+        lanes = max(1, getattr(self._stage.backend, "lanes", 1))
+        self._feeder_generation = {k: self._generation for k in range(lanes)}
+        self._feeders = [threading.Thread(target=self._feed, args=(k,), name=f"pipeline-feeder-{k}", daemon=True)
+                         for k in range(lanes)]
+        for feeder in self._feeders:
+            feeder.start()
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -151,8 +160,8 @@ class Pipeline:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        if self._feeder is not None:
-            self._feeder.join(timeout)
+        for feeder in self._feeders:
+            feeder.join(timeout)
         self.capture.stop()
         stage = self._stage
         stage.backend.wait_all()
@@ -164,16 +173,15 @@ class Pipeline:
         """Switch model and processing between two frames (OTA, twin changes). Frames already in flight finish
         on the old model and reach the sinks in order; the old backend is then closed."""
         new = _Stage(backend, preprocessor, postprocessor)
-        feeding = self._feeder is not None and self._feeder.is_alive()
         with self._lock:
             old = self._stage
-            if not feeding:
-                self._stage = new
-            else:
-                ack = threading.Event()
-                self._next_stage = (new, ack)
-        if feeding and not ack.wait(timeout):
-            raise TimeoutError("the pipeline did not reach a frame boundary to swap models")
+            self._stage = new
+            self._generation += 1
+            generation = self._generation
+            # every running feeder must start an iteration on the new stage before the old one is drained
+            if not self._lock.wait_for(lambda: all(g >= generation for g in self._feeder_generation.values()),
+                                       timeout):
+                raise TimeoutError("the pipeline did not reach a frame boundary to swap models")
         old.backend.wait_all()
         old.backend.close()
 
@@ -199,60 +207,72 @@ class Pipeline:
         )
 
     # -- feeder thread -------------------------------------------------------------------------------------------
-    def _feed(self) -> None:
-        last_index: int | None = None
-        period = 1.0 / self.max_fps if self.max_fps else 0.0
-        due = time.monotonic()
+    def _feed(self, lane: int) -> None:
         try:
             while not self._stop.is_set():
-                stage = self._take_stage()
-                if period:  # at least 1/max_fps between two frames taken: a cap, never a burst to catch up
-                    delay = due - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        break
-                frame = self._feed_one(stage, last_index)
-                if frame is not None:
-                    last_index = frame.index
-                    due = time.monotonic() + period
-                elif self.capture.finished:
+                with self._lock:
+                    stage = self._stage
+                    self._feeder_generation[lane] = self._generation
+                    self._lock.notify_all()
+                frame = self._feed_one(stage, lane)
+                if frame is None and self.capture.finished:
                     break
         finally:
-            self._stage.backend.wait_all()
-            if not self._stop.is_set():  # the source ended by itself: every result is delivered now
-                self._finished.set()
+            with self._lock:
+                self._feeder_generation[lane] = 1 << 62  # gone: never holds up a swap
+                self._lock.notify_all()
+                last = all(g == 1 << 62 for g in self._feeder_generation.values())
+            if last:
+                self._stage.backend.wait_all()
+                if not self._stop.is_set():  # the source ended by itself: every result is delivered now
+                    self._finished.set()
 
-    def _take_stage(self) -> _Stage:
-        with self._lock:
-            if self._next_stage is not None:
-                self._stage, ack = self._next_stage
-                self._next_stage = None
-                ack.set()
-            return self._stage
+    def _take_frame(self, stage: _Stage) -> tuple[Frame, int] | None:
+        """The newest frame after the last one taken, and its sequence number; honours max_fps: at least
+        1/max_fps between two frames taken, a cap, never a burst to catch up. None as well when ``stage`` was
+        swapped out meanwhile: frames are bound to a stage in frame order, so every frame after a swap runs on
+        the new model."""
+        with self._take_lock:
+            if self._stage is not stage:
+                return None
+            if self.max_fps:
+                delay = self._due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return None
+            frame = self.capture.get_latest(timeout=0.2, after_index=self._last_index)
+            if frame is None:
+                return None
+            self._last_index = frame.index
+            if self.max_fps:
+                self._due = time.monotonic() + 1.0 / self.max_fps
+            seq, self._seq = self._seq, self._seq + 1
+            return frame, seq
 
-    def _feed_one(self, stage: _Stage, last_index: int | None) -> Frame | None:
+    def _feed_one(self, stage: _Stage, lane: int) -> Frame | None:
         """Acquire a request, fill it with the newest frame, submit. None when no new frame came in time."""
         backend = stage.backend
         try:
-            slot = backend.acquire()
+            slot = backend.acquire(lane)
         except Exception:  # noqa: BLE001 - a broken backend must not kill the thread silently
             self._errors.exception("inference backend failed to hand out a request")
             self._stop.wait(0.1)
             return None
-        frame = self.capture.get_latest(timeout=0.2, after_index=last_index)
-        if frame is None:
+        taken = self._take_frame(stage)
+        if taken is None:
             backend.release(slot)
             return None
+        frame, seq = taken
         try:
             stage.preprocessor(frame.image, out=slot.input)
             height, width = frame.image.shape[:2]
-            job = _Job(self._seq, frame, stage.preprocessor.geometry(width, height), stage)
+            job = _Job(seq, frame, stage.preprocessor.geometry(width, height), stage)
         except Exception:  # noqa: BLE001 - one bad frame is counted and skipped
             backend.release(slot)
             self._errors.exception("preprocessing frame %d failed", frame.index)
             with self._lock:
                 self._failed += 1
+            self._deliver(seq, None)
             return frame
-        self._seq += 1
         try:
             backend.submit(slot, job, self._on_done)
         except Exception as exc:  # noqa: BLE001
@@ -262,12 +282,10 @@ class Pipeline:
     # -- completion (backend threads) ----------------------------------------------------------------------------
     def _on_done(self, job: _Job, outputs: list[np.ndarray] | None, inference_ms: float,
                  error: BaseException | None) -> None:
-        result: Result | None = None
+        result: tuple[_Job, tuple, float] | None = None
         if error is None and outputs is not None:
             try:
-                results = job.stage.postprocessor(outputs, job.geometry)
-                result = Result(job.frame.index, job.frame.captured_at, tuple(results), float(inference_ms), 0.0,
-                                image=job.frame.image)
+                result = (job, tuple(job.stage.postprocessor(outputs, job.geometry)), float(inference_ms))
             except Exception:  # noqa: BLE001
                 self._errors.exception("post-processing frame %d failed", job.frame.index)
         else:
@@ -277,7 +295,7 @@ class Pipeline:
                 self._failed += 1
         self._deliver(job.seq, result)
 
-    def _deliver(self, seq: int, result: Result | None) -> None:
+    def _deliver(self, seq: int, result: tuple[_Job, tuple, float] | None) -> None:
         with self._deliver_lock:
             self._done[seq] = result
             while self._next_delivery in self._done:
@@ -286,14 +304,15 @@ class Pipeline:
                 if ready is not None:
                     self._hand_to_sinks(ready)
 
-    def _hand_to_sinks(self, result: Result) -> None:
+    def _hand_to_sinks(self, done: tuple[_Job, tuple, float]) -> None:
+        job, results, inference_ms = done
+        frame = job.frame
         now = time.monotonic()
-        latency_ms = (now - result.captured_at) * 1000.0
-        result = Result(result.frame_index, result.captured_at, result.results, result.inference_ms, latency_ms,
-                        image=result.image)
+        result = Result(frame.index, frame.captured_at, results, inference_ms, (now - frame.captured_at) * 1000.0,
+                        image=frame.image)
         with self._lock:
             self._inferred += 1
-            self._latency.append(latency_ms)
+            self._latency.append(result.latency_ms)
             self._inference.append(result.inference_ms)
             self._completions.append(now)
         for sink in self.sinks:

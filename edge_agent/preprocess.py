@@ -15,6 +15,7 @@ matching training exactly.)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -53,7 +54,7 @@ def geometry(spec: InputSpec, frame_width: int, frame_height: int) -> Geometry:
 
 class Preprocessor:
     """Turns BGR HxWx3 uint8 frames into input tensors for one InputSpec; build once, call per frame.
-    Not thread-safe (it reuses its resize buffers): one per feeding thread."""
+    Thread-safe: each calling thread gets its own resize buffer."""
 
     def __init__(self, spec: InputSpec) -> None:
         self.spec = spec
@@ -83,8 +84,7 @@ class Preprocessor:
         else:
             params.ddepth = cv2.CV_8U
         self._params = params
-        self._resized = np.empty((spec.height, spec.width, 3), np.uint8)
-        self._canvas_for: tuple[int, int] | None = None  # frame size the letterbox canvas is laid out for
+        self._local = threading.local()  # per thread: resize buffer, frame size its letterbox canvas is for
 
     def new_buffer(self) -> np.ndarray:
         return np.empty(self.shape, dtype=self.dtype)
@@ -111,17 +111,21 @@ class Preprocessor:
         th, tw = self.spec.height, self.spec.width
         if (h, w) == (th, tw):
             return image
+        local = self._local
+        if not hasattr(local, "resized"):
+            local.resized = np.empty((th, tw, 3), np.uint8)
+            local.canvas_for = None
         if self.spec.resize == "stretch":
-            return cv2.resize(image, (tw, th), dst=self._resized, interpolation=_interpolation(h, w, th, tw))
+            return cv2.resize(image, (tw, th), dst=local.resized, interpolation=_interpolation(h, w, th, tw))
         g = self.geometry(w, h)
         rw, rh = round(w * g.scale_x), round(h * g.scale_y)
-        if self._canvas_for != (w, h):
-            self._resized[...] = LETTERBOX_FILL
-            self._canvas_for = (w, h)
+        if local.canvas_for != (w, h):
+            local.resized[...] = LETTERBOX_FILL
+            local.canvas_for = (w, h)
         top, left = int(g.pad_y), int(g.pad_x)
-        self._resized[top:top + rh, left:left + rw] = cv2.resize(
+        local.resized[top:top + rh, left:left + rw] = cv2.resize(
             image, (rw, rh), interpolation=_interpolation(h, w, rh, rw))
-        return self._resized
+        return local.resized
 
     def geometry(self, frame_width: int, frame_height: int) -> Geometry:
         return geometry(self.spec, frame_width, frame_height)

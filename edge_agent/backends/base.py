@@ -2,10 +2,12 @@
 
 A backend loads a package's model for one device and offers two ways to run it:
 - ``infer(tensor)``: synchronous, returns copies of the outputs (tests, benchmarks, one-off calls);
-- ``acquire()`` -> ``submit(slot, userdata, callback)``: the pipeline's path. ``acquire`` blocks until an
+- ``acquire(lane)`` -> ``submit(slot, userdata, callback)``: the pipeline's path. ``acquire`` blocks until an
   inference request is free and hands out that request's own input buffer, the preprocessor writes the frame
   straight into it (no extra copy, the benchmark_app way of binding inputs), ``submit`` starts it, and the
-  callback runs on the backend's thread with the outputs, which are only valid during the callback."""
+  callback runs on the backend's thread with the outputs, which are only valid during the callback.
+  ``lanes`` independent submitters (pipeline feeder threads) may work at once, one per lane, so preprocessing
+  of several frames overlaps; a lane is held from ``acquire`` to ``submit``/``release``."""
 
 from __future__ import annotations
 
@@ -28,7 +30,17 @@ class BackendOptions:
     """How to run, not what: the same package may be loaded for throughput (a live stream) or latency."""
 
     performance: Literal["throughput", "latency"] = "throughput"
-    streams: int | None = None  # parallel inference requests / streams; None lets the runtime choose
+    streams: int | None = None  # parallel execution streams; None lets the runtime choose
+    requests: int | None = None  # inference requests in flight; None: the runtime's optimum, doubled for
+    # throughput so the next frame is being prepared while every stream is busy
+    lanes: int | None = None  # feeders that may submit at once; None: 2 for throughput on 2+ cores, else 1
+
+    def resolved_lanes(self) -> int:
+        import os
+
+        if self.lanes:
+            return max(1, self.lanes)
+        return min(2, os.cpu_count() or 1) if self.performance == "throughput" else 1
     threads: int | None = None  # CPU threads; None lets the runtime choose
     exact_fp32: bool = False  # forbid reduced precision (OpenVINO CPU runs FP32 models in bf16 by default)
 
@@ -39,12 +51,14 @@ class Slot:
 
     id: int
     input: np.ndarray
+    lane: int = 0
 
 
 class LoadedModel(ABC):
     backend: str
     device: str
     max_in_flight: int
+    lanes: int = 1
     input_shape: tuple[int, ...]
     input_dtype: np.dtype
 
@@ -52,7 +66,7 @@ class LoadedModel(ABC):
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]: ...
 
     @abstractmethod
-    def acquire(self) -> Slot: ...
+    def acquire(self, lane: int = 0) -> Slot: ...
 
     @abstractmethod
     def submit(self, slot: Slot, userdata: Any, callback: DoneCallback) -> None: ...

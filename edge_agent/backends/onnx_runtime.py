@@ -2,12 +2,18 @@
 
 Devices map to provider lists (Frigate's way, built from ``ort.get_available_providers()``): GPU -> CUDA,
 NPU -> OpenVINO EP, AUTO -> the best present, CPU -> CPU; CPU is always appended as the fallback. Async runs use
-a small thread pool: onnxruntime releases the GIL while it computes, so capture and preprocessing overlap."""
+a small thread pool: onnxruntime releases the GIL while it computes, so capture and preprocessing overlap.
+
+onnxruntime itself (~20 MB resident) is imported only when a model is loaded on it or its providers are
+asked for; until then the installed wheel tells which providers it brings (``installed_providers``)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from edge_agent.backends import BACKENDS
 from edge_agent.backends.base import Backend, BackendOptions, DoneCallback, LoadedModel, Slot
 from edge_agent.errors import BackendError, DeviceUnavailable
 from models.manifest import Manifest
+
+if importlib.util.find_spec("onnxruntime") is None:
+    raise ImportError("onnxruntime is not installed")
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -44,6 +52,33 @@ def providers_for(device: str, available: list[str] | tuple[str, ...]) -> list[A
                             f"(providers: {', '.join(available) or 'none'})")
 
 
+_WHEEL_PROVIDERS = {  # what each onnxruntime wheel is built with (get_available_providers() lists the same)
+    "onnxruntime": [CPU],
+    "onnxruntime-gpu": ["TensorrtExecutionProvider", CUDA, CPU],
+    "onnxruntime-openvino": [OPENVINO_EP, CPU],
+    "onnxruntime-directml": ["DmlExecutionProvider", CPU],
+}
+
+
+def installed_providers() -> list[str]:
+    """onnxruntime's providers without importing it when it is not imported yet (the wheel's name says them);
+    a provider that then fails to load falls back to CPU like any unavailable device."""
+    if "onnxruntime" in sys.modules:
+        return list(sys.modules["onnxruntime"].get_available_providers())
+    found: list[str] = []
+    for name, providers in _WHEEL_PROVIDERS.items():
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found += [p for p in providers if p not in found]
+    if not found:  # an unusual build: ask it
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    return sorted(found, key=lambda p: p == CPU)
+
+
 def device_names(available: list[str] | tuple[str, ...]) -> list[str]:
     names = ["CPU"]
     if CUDA in available or OPENVINO_EP in available:
@@ -59,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def devices(cls) -> list[str]:
-        return device_names(ort.get_available_providers())
+        return device_names(installed_providers())
 
     @classmethod
     def supports(cls, manifest: Manifest) -> bool:
@@ -76,8 +111,10 @@ class OnnxRuntimeModel(LoadedModel):
     backend = "onnxruntime"
 
     def __init__(self, path: Path, device: str, options: BackendOptions) -> None:
+        import onnxruntime as ort
+
         cores = os.cpu_count() or 1
-        in_flight = options.streams or (1 if options.performance == "latency" else min(2, cores))
+        in_flight = options.requests or options.streams or (1 if options.performance == "latency" else min(2, cores))
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = options.threads or max(1, cores // in_flight)
@@ -93,6 +130,7 @@ class OnnxRuntimeModel(LoadedModel):
         self.input_dtype = np.dtype(_ORT_TYPES.get(inp.type, np.float32))
         self.input_shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)
         self.max_in_flight = in_flight
+        self.lanes = options.resolved_lanes()  # the slot pool is thread-safe: any number of feeders
         self._free: queue.Queue[Slot] = queue.Queue()
         for i in range(in_flight):
             self._free.put(Slot(i, np.zeros(self.input_shape, self.input_dtype)))
@@ -103,7 +141,7 @@ class OnnxRuntimeModel(LoadedModel):
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
         return list(self.session.run(self.output_names, {self.input_name: tensor}))
 
-    def acquire(self) -> Slot:
+    def acquire(self, lane: int = 0) -> Slot:
         return self._free.get()
 
     def release(self, slot: Slot) -> None:

@@ -1,6 +1,7 @@
 """OpenVINO backend: IR (or ONNX, which OpenVINO also reads) compiled for CPU, GPU, NPU or AUTO.
 
-Inference is asynchronous through an AsyncInferQueue sized by the device's optimal number of requests, with a
+Inference is asynchronous through AsyncInferQueues (one per lane, i.e. per feeder thread, since a queue hands
+out its idle request to one submitter at a time) sized from the device's optimal number of requests, with a
 THROUGHPUT or LATENCY hint. Inputs are bound the way ``benchmark_app`` does it: each request's input tensor is
 created once and the preprocessor writes into it; starting a request passes no data (passing a dict per call
 costs ~20% on a small model)."""
@@ -85,13 +86,22 @@ class OpenVinoModel(LoadedModel):
         port = self.compiled.input(0)
         self.input_shape = tuple(port.get_shape())
         self.input_dtype = np.dtype(port.get_element_type().to_dtype())
-        jobs = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.max_in_flight = max(1, jobs)
-        self.queue = ov.AsyncInferQueue(self.compiled, self.max_in_flight)
-        self.queue.set_callback(self._on_done)
+        optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.optimal_requests = optimal
+        if options.requests:
+            jobs = options.requests
+        else:
+            jobs = optimal * 2 if options.performance == "throughput" else optimal
+        self.lanes = options.resolved_lanes()
+        per_lane = max(1, -(-jobs // self.lanes))
+        self.max_in_flight = per_lane * self.lanes
+        self.queues = [ov.AsyncInferQueue(self.compiled, per_lane) for _ in range(self.lanes)]
+        for q in self.queues:
+            q.set_callback(self._on_done)
         self.n_outputs = len(self.compiled.outputs)
         # Bind once: each request's input tensor is allocated here and reused for every frame.
-        self._inputs = [self.queue[i].get_input_tensor(0).data for i in range(self.max_in_flight)]
+        self._inputs = [[q[i].get_input_tensor(0).data for i in range(per_lane)] for q in self.queues]
+        self._lane_locks = [threading.Lock() for _ in range(self.lanes)]
         self._sync = self.compiled.create_infer_request()
         self._sync_lock = threading.Lock()
 
@@ -101,14 +111,25 @@ class OpenVinoModel(LoadedModel):
             self._sync.infer()
             return [self._sync.get_output_tensor(i).data.copy() for i in range(self.n_outputs)]
 
-    def acquire(self) -> Slot:
-        idle = self.queue.get_idle_request_id()  # waits (GIL released) until a request is free
-        return Slot(idle, self._inputs[idle])
+    def acquire(self, lane: int = 0) -> Slot:
+        lane %= self.lanes
+        self._lane_locks[lane].acquire()  # held until submit/release: one submitter per queue at a time
+        try:
+            idle = self.queues[lane].get_idle_request_id()  # waits (GIL released) until a request is free
+        except BaseException:
+            self._lane_locks[lane].release()
+            raise
+        return Slot(idle, self._inputs[lane][idle], lane)
+
+    def release(self, slot: Slot) -> None:
+        self._lane_locks[slot.lane].release()
 
     def submit(self, slot: Slot, userdata: Any, callback: DoneCallback) -> None:
         # start_async takes the same idle request acquire() returned (the queue's front), with its bound input.
-        # One thread submits; the pipeline's feeder is that thread.
-        self.queue.start_async(None, (callback, userdata))
+        try:
+            self.queues[slot.lane].start_async(None, (callback, userdata))
+        finally:
+            self._lane_locks[slot.lane].release()
 
     def _on_done(self, request: ov.InferRequest, payload: tuple[DoneCallback, Any]) -> None:
         callback, userdata = payload
@@ -120,7 +141,8 @@ class OpenVinoModel(LoadedModel):
         callback(userdata, outputs, float(request.latency), None)
 
     def wait_all(self) -> None:
-        self.queue.wait_all()
+        for q in self.queues:
+            q.wait_all()
 
     def close(self) -> None:
         self.wait_all()

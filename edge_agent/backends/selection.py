@@ -64,9 +64,9 @@ def probe_available() -> Available:
     if OV in BACKENDS:
         ov_devices = tuple(d for d in BACKENDS.get(OV).devices() if d != "AUTO")
     if ORT in BACKENDS:
-        import onnxruntime
+        from edge_agent.backends.onnx_runtime import installed_providers
 
-        providers = tuple(onnxruntime.get_available_providers())
+        providers = tuple(installed_providers())
     return Available(ov_devices, providers)
 
 

@@ -17,8 +17,7 @@ from models.manifest import Manifest
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    z = x.astype(np.float64) - np.max(x)
-    e = np.exp(z)
+    e = np.exp(x - x.max(), dtype=np.float64)
     return e / e.sum()
 
 
@@ -28,8 +27,11 @@ def is_distribution(x: np.ndarray) -> bool:
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int) -> tuple[Classification, ...]:
     k = min(k, probabilities.size)
-    idx = np.argpartition(-probabilities, k - 1)[:k]
-    idx = idx[np.argsort(-probabilities[idx], kind="stable")]
+    if probabilities.size <= 256:  # one sort beats partition + sort on small outputs
+        idx = np.argsort(-probabilities, kind="stable")[:k]
+    else:
+        idx = np.argpartition(-probabilities, k - 1)[:k]
+        idx = idx[np.argsort(-probabilities[idx], kind="stable")]
     return tuple(Classification(_label(labels, int(i)), float(probabilities[i]), int(i)) for i in idx)
 
 
