@@ -12,7 +12,8 @@ Shared subscriptions: the server reads telemetry through `$share/fleet/...` so r
 supports that; amqtt 0.12.1 does not (it grants the filter and then never delivers to it), so the embedded
 broker's topic plug-in refuses `$share/` filters. When the broker refuses the shared filter the bridge logs it
 and subscribes to the plain filter instead (and keeps doing so on later reconnects); `shared_telemetry=False`
-skips the attempt.
+skips the attempt. Every server replica of one fleet must use the same `share_group`; fleets (or test runs)
+that share one broker must use different ones, or they take each other's telemetry.
 """
 
 from __future__ import annotations
@@ -80,13 +81,16 @@ def parse_url(url: str) -> tuple[bool, str, int]:
 class MqttBridge:
     def __init__(self, url: str, handler: BridgeHandler, *, username: str | None = None,
                  password: str | None = None, client_id: str = "edgefleet-server", tls: TlsFiles | None = None,
-                 shared_telemetry: bool = True, keepalive: int = 30, reconnect_min_s: float = 0.5,
-                 reconnect_max_s: float = 30.0) -> None:
+                 shared_telemetry: bool = True, share_group: str = p.SHARED_GROUP, keepalive: int = 30,
+                 reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0) -> None:
         use_tls, self.host, self.port = parse_url(url)
         self.url = url
         self._handler = handler
         self._keepalive = keepalive
         self._shared = shared_telemetry
+        if not share_group or any(c in share_group for c in "/+#"):
+            raise BridgeError(f"invalid share group {share_group!r}: one topic level without + or #")
+        self._share_group = share_group
         self._ready = threading.Event()
         self._connected = False
         self._pending_subs: dict[int, list[str]] = {}
@@ -190,8 +194,14 @@ class MqttBridge:
             return
         self._last_refusal = None
         self._connected = True
-        self._subscribe(client, p.server_subscriptions(shared=self._shared))
+        self._subscribe(client, self.subscriptions())
         log.info("MQTT bridge connected to %s", self.url)
+
+    def subscriptions(self) -> list[str]:
+        """The filters subscribed at each connect (the shared one in this bridge's share group)."""
+        default = f"$share/{p.SHARED_GROUP}/"
+        return [f"$share/{self._share_group}/" + f[len(default):] if f.startswith(default) else f
+                for f in p.server_subscriptions(shared=self._shared)]
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         text = f"cannot reach {self.host}:{self.port}"

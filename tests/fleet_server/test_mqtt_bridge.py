@@ -77,8 +77,9 @@ class Env:
         return {"username": "server", "password": self.server_password} if self.creds else {}
 
     def bridge(self, handler: Recorder, **kwargs: object) -> MqttBridge:
-        login = {**self.server_login(), **kwargs}
-        return MqttBridge(self.url, handler, client_id=f"edgefleet-server-{secrets.token_hex(4)}", **login)
+        """A bridge in a share group of its own: other servers on the shared Mosquitto must not take its telemetry."""
+        options = {**self.server_login(), "share_group": f"test-{secrets.token_hex(4)}", **kwargs}
+        return MqttBridge(self.url, handler, client_id=f"edgefleet-server-{secrets.token_hex(4)}", **options)
 
     def device(self, suffix: str = "dev") -> str:
         device_id = unique_id(suffix)
@@ -283,6 +284,17 @@ def test_publishing_while_not_connected_raises_and_queues_nothing(env: Env, reco
     b = env.bridge(recorder)
     with pytest.raises(BridgeError, match="not connected"):
         b.publish_desired(env.device(), p.TwinDesired(revision=1))
+
+
+def test_the_share_group_is_configurable_and_validated(recorder: Recorder) -> None:
+    b = MqttBridge("mqtt://127.0.0.1:1", recorder, share_group="fleet-b")
+    assert f"$share/fleet-b/{p.TOPIC_ROOT}/+/telemetry" in b.subscriptions()
+    assert MqttBridge("mqtt://127.0.0.1:1", recorder).subscriptions() == p.server_subscriptions(shared=True)
+    plain = MqttBridge("mqtt://127.0.0.1:1", recorder, shared_telemetry=False).subscriptions()
+    assert plain == p.server_subscriptions(shared=False)
+    for bad in ("", "a/b", "+", "#"):
+        with pytest.raises(BridgeError, match="share group"):
+            MqttBridge("mqtt://127.0.0.1:1", recorder, share_group=bad)
 
 
 def test_bad_urls_are_refused() -> None:
