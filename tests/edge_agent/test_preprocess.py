@@ -118,3 +118,26 @@ def test_wrong_buffer_or_frame_is_refused_with_a_reason(frame):
 def test_spec_whose_channels_disagree_with_colour_order_is_refused():
     with pytest.raises(ValueError, match="channels"):
         Preprocessor(InputSpec(shape=[1, 1, 8, 8], color_order="RGB"))
+
+
+def test_one_preprocessor_serves_several_threads(frame):
+    import threading
+
+    spec = InputSpec(shape=[1, 3, 24, 32], resize="letterbox")
+    pre = Preprocessor(spec)
+    frames = [frame, np.ascontiguousarray(frame[::-1]), np.ascontiguousarray(frame.transpose(1, 0, 2))]
+    want = [reference(f, spec) for f in frames]
+    failures = []
+
+    def work(k: int) -> None:
+        for i in range(60):
+            j = (i + k) % 3
+            if not np.allclose(pre(frames[j]), want[j], atol=1e-5):
+                failures.append((k, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []

@@ -71,6 +71,34 @@ def test_async_path_returns_each_frames_own_result(color_model, backend):
         assert int(np.argmax(results[tag])) == int(np.argmax(color)), f"frame {tag} got another frame's result"
 
 
+def test_openvino_lanes_let_two_threads_submit_at_once(color_model):
+    directory, manifest = color_model
+    model = load_model(directory, manifest, Selection("openvino", "CPU", "test"), BackendOptions(lanes=2))
+    assert model.lanes == 2
+    results: dict[tuple[int, int], int] = {}
+    lock = threading.Lock()
+
+    def done(tag, outputs, ms, error):
+        with lock:
+            results[tag] = int(np.argmax(outputs[0]))
+
+    def feed(lane: int) -> None:
+        for i in range(20):
+            slot = model.acquire(lane)
+            assert slot.lane == lane
+            slot.input[...] = np.eye(3, dtype=np.float32)[(i + lane) % 3][None, :, None, None]
+            model.submit(slot, (lane, i), done)
+
+    threads = [threading.Thread(target=feed, args=(lane,)) for lane in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    model.wait_all()
+    model.close()
+    assert results == {(lane, i): (i + lane) % 3 for lane in (0, 1) for i in range(20)}
+
+
 def test_openvino_keeps_several_requests_in_flight(color_model):
     directory, manifest = color_model
     model = load_model(directory, manifest, Selection("openvino", "CPU", "test"),
@@ -91,6 +119,12 @@ def test_missing_model_file_is_a_backend_error(color_model, tmp_path):
     _, manifest = color_model
     with pytest.raises(BackendError, match="could not load"):
         load_model(tmp_path, manifest, Selection("onnxruntime", "CPU", "test"))
+
+
+def test_onnxruntime_providers_are_known_without_importing_it():
+    from edge_agent.backends.onnx_runtime import installed_providers
+
+    assert "CPUExecutionProvider" in installed_providers()
 
 
 def test_provider_lists_put_cpu_last():
