@@ -5,6 +5,7 @@ retained message a test creates is cleared at the end (the machine's Mosquitto i
 from __future__ import annotations
 
 import secrets
+import ssl
 import threading
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import pytest
 from edgefleet import protocol as p
 from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.thread import BrokerThread
-from fleet_server.mqtt_bridge import BridgeError, MqttBridge, parse_url
+from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles, parse_url
 from tests import services
 from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id, wait_until
 
@@ -379,4 +380,63 @@ def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(recorder: R
         _survives_restart(env, recorder, restart)
     finally:
         env.clean_up()
+        mosquitto.stop()
+
+
+# --------------------------------------------------------------------------------------------- mTLS
+def _tls_peer(port: int, client_id: str, tls: TlsFiles) -> Peer:
+    peer = Peer(port, client_id)
+    peer.client.tls_set_context(tls.context())
+    return peer
+
+
+def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorder, tmp_path: Path) -> None:
+    """Mosquitto with `require_certificate` (the production set-up of FACTS.md): the bridge logs in with the
+    server's certificate, a device with the one the fleet CA issued it; a certificate from another CA is refused."""
+    if services.mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed")
+    from cryptography.hazmat.primitives import serialization
+
+    from fleet_server.pki import CertificateAuthority, write_private
+    from tests.fleet_server.conftest import make_csr
+
+    ca = CertificateAuthority.load_or_create(tmp_path / "pki")
+    server_cert, server_key = ca.server_identity(["127.0.0.1"])
+    dev = unique_id("tls")
+    key, csr = make_csr()
+    (tmp_path / "dev.crt").write_bytes(ca.sign_csr(csr, dev).public_bytes(serialization.Encoding.PEM))
+    write_private(tmp_path / "dev.key", key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    other_ca = CertificateAuthority.load_or_create(tmp_path / "other")
+    other_cert, other_key = other_ca.server_identity(["127.0.0.1"])
+
+    acl = tmp_path / "acl"
+    acl.write_text("user server\ntopic readwrite #\n\npattern readwrite edgefleet/v1/%u/#\n")
+    for f in tmp_path.rglob("*"):
+        f.chmod(0o644 if f.is_file() else 0o755)  # Mosquitto may drop to its own user
+    lines = services.plain_mosquitto_config()
+    lines = [line for line in lines if not line.startswith(("listener", "allow_anonymous"))] + [
+        "per_listener_settings false", "allow_anonymous false", f"acl_file {acl}",
+        "listener {port} 127.0.0.1", f"cafile {ca.cert_path}", f"certfile {server_cert}", f"keyfile {server_key}",
+        "require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
+        "tls_version tlsv1.2",
+    ]
+    mosquitto = services.Mosquitto(lines, tmp_path).start()
+    b = MqttBridge(f"mqtts://127.0.0.1:{mosquitto.port}", recorder, client_id="server", shared_telemetry=False,
+                   tls=TlsFiles(ca=ca.cert_path, cert=server_cert, key=server_key))
+    b.start()
+    try:
+        assert b.wait_connected(TIMEOUT)
+        device = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, tmp_path / "dev.crt", tmp_path / "dev.key"))
+        assert not device.connect().is_failure
+        device.publish(p.events_topic(dev), _event(7).encode())
+        assert recorder.wait_for("event", dev)[-1] == _event(7)
+        device.close()
+        stranger = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, other_cert, other_key))
+        with pytest.raises(ssl.SSLError, match="unknown ca"):
+            stranger.connect()
+        stranger.close()
+    finally:
+        b.stop()
         mosquitto.stop()
