@@ -55,7 +55,7 @@ def _make_bridge(fleet: Fleet):  # noqa: ANN202 - MqttBridge, imported lazily
         kwargs["tls"] = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
     return MqttBridge(fleet.broker_url, Ingest(fleet.db, fleet.metrics), username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}",
-                      shared_telemetry=not fleet.settings.embedded, **kwargs)
+                      shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded, **kwargs)
 
 
 async def _watch_reconnects(fleet: Fleet) -> None:

@@ -73,6 +73,11 @@ def _call(fn: Any, *args: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ server
 
 
+@server_app.callback()
+def _server_group() -> None:
+    """Run the fleet server (a group, so `server run` stays a sub-command as more are added)."""
+
+
 @server_app.command("run")
 def server_run(
     db: Annotated[str | None, typer.Option("--db", help="database URL (default: SQLite in the state dir)")] = None,

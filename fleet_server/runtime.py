@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefleet.protocol import TwinDesired
 from fleet_server.checker import SERVER_USERNAME, DatabaseCredentialChecker
-from fleet_server.db import Database
+from fleet_server.db import Database, Device
 from fleet_server.metrics import FleetMetrics
 from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
 from fleet_server.services import apikeys, registry
@@ -57,6 +57,7 @@ class Fleet:
     broker: Any = None  # fleet_server.broker.embedded.EmbeddedBroker when embedded
     broker_url: str = ""  # where the server's bridge connects
     public_broker_url: str = ""  # what devices are told at enrollment
+    _publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, settings: ServerSettings) -> "Fleet":
@@ -99,10 +100,15 @@ class Fleet:
         return bool(self.bridge is not None and getattr(self.bridge, "connected", False))
 
     # -------------------------------------------------------------------------------- publishing
-    def publish_desired(self, device_id: str, desired: TwinDesired) -> bool:
-        """Send a stored desired state; False when the broker is unreachable (it stays stored and goes out
-        when the bridge reconnects: see `republish_desired`)."""
-        if not self.broker_connected():
+    # Every desired-twin publish and every clear happens under `_publish_lock` and reads the database inside
+    # it, so the retained message always ends as the latest stored state: two racing patches, a reconnect
+    # republish and a decommission cannot leave an older revision (or a cleared device's twin) behind.
+
+    def _publish_current(self, device_id: str) -> bool:
+        with self.db.session() as session:
+            device = session.get(Device, device_id)
+            desired = desired_of(device.desired) if device is not None and device.active else None
+        if desired is None or not self.broker_connected():
             return False
         try:
             self.bridge.publish_desired(device_id, desired)
@@ -111,28 +117,33 @@ class Fleet:
             log.warning("publishing desired twin of %s failed; will retry on reconnect", device_id, exc_info=True)
             return False
 
+    def publish_desired(self, device_id: str) -> bool:
+        """Send the device's stored desired state (retained); False when the broker is unreachable (it stays
+        stored and goes out when the bridge reconnects: see `republish_desired`)."""
+        with self._publish_lock:
+            return self._publish_current(device_id)
+
     def republish_desired(self) -> int:
         """Publish every active device's stored desired state (retained). Run at each (re)connect, so a
         change made while the broker was away, or a broker that lost its retained store, catches up."""
-        with self.db.session() as session:
-            pending = [(d.id, desired_of(d.desired)) for d in registry.list_devices(session) if d.desired]
-        sent = 0
-        for device_id, desired in pending:
-            if desired is not None and self.publish_desired(device_id, desired):
-                sent += 1
-        return sent
+        with self._publish_lock:
+            with self.db.session() as session:
+                ids = [d.id for d in registry.list_devices(session) if d.desired]
+            return sum(self._publish_current(device_id) for device_id in ids)
 
     def after_decommission(self, device_id: str) -> None:
         """Outside the transaction: rewrite the CRL, drop the device's connection to the embedded broker and
         clear its retained desired twin. Must not run on the broker's event loop (API routes run in threads)."""
-        with self.db.session() as session:
+        with self._publish_lock, self.db.session() as session:  # the lock also serialises CRL writers
             self.ca.write_crl(registry.revoked_serials(session))
         if self.broker is not None:
             try:  # drop its live connection now; the checker refuses the next login
                 self.broker.disconnect_threadsafe(device_id)
             except Exception:  # noqa: BLE001 - it still cannot log in again
                 log.warning("disconnecting %s from the embedded broker failed", device_id, exc_info=True)
-        if self.broker_connected():
+        with self._publish_lock:
+            if not self.broker_connected():
+                return
             try:
                 self.bridge.clear_device(device_id)
             except Exception:  # noqa: BLE001 - nothing a caller can do; the device cannot log in any more

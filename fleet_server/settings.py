@@ -62,6 +62,12 @@ class ServerSettings(BaseSettings):
     public_url: str | None = Field(None, description="URL devices and users reach this server at; defaults to the bound one")
     broker_username: str | None = Field(None, description="username for an external broker (none: anonymous)")
     broker_password: str | None = Field(None, description="password for an external broker")
+    shared_telemetry: bool = Field(
+        True,
+        description="read telemetry through $share/fleet/... so server replicas split it; turn off when unrelated "
+                    "servers share the broker (they would take part of this fleet's telemetry). The embedded broker "
+                    "has no shared subscriptions and ignores this",
+    )
     token_default_ttl_s: int = Field(3600, gt=0, description="lifetime of an enrollment token when none is given")
     device_cert_days: int = Field(365, gt=0, le=3650, description="validity of device certificates")
     signing_key_file: Path | None = Field(

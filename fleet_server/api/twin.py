@@ -39,7 +39,7 @@ def get_twin(device_id: str, session: SessionDep, _key: ViewerKey) -> TwinView:
 @router.patch("", response_model=TwinView)
 def patch_twin(device_id: str, body: TwinPatch, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> TwinView:
     """Merge a partial desired state, bump its revision, store it, then publish it retained to the device."""
-    desired = twin.patch_twin(session, device_id, body, actor=apikeys.actor_of(key))
+    twin.patch_twin(session, device_id, body, actor=apikeys.actor_of(key))
     session.commit()
-    published = fleet.publish_desired(device_id, desired)
+    published = fleet.publish_desired(device_id)
     return _view(registry.get_device(session, device_id), published)

@@ -110,3 +110,36 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations_and_tags_are_usage_errors(server: ServerHandle) -> None:
     assert _run(token_app, server, "create", "--ttl", "soon").exit_code == 2
     assert _run(token_app, server, "create", "--tags", "novalue").exit_code == 2
+
+
+def test_server_run_prints_its_addresses_and_admin_key_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from fleet_server.cli import server_app; server_app(prog_name='server')", "run",
+         "--port", "0", "--broker-port", "0", "--state-dir", str(tmp_path / "srv")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "efk_" in line or "admin API key: in" in line:
+                break
+        text = "".join(lines)
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", text)
+        key = re.search(r"(efk_\S+)", text)
+        assert url and key and re.search(r"MQTT broker: mqtt://127\.0\.0\.1:\d+", text), text
+        listed = runner.invoke(devices_app, ["ls", "--json", "--server", url.group(1), "--api-key", key.group(1)])
+        assert listed.exit_code == 0 and json.loads(listed.output) == []
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -22,9 +22,11 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHan
     broker = "embedded"
     if request.param == "mosquitto":
         broker = f"mqtt://127.0.0.1:{request.getfixturevalue('mosquitto_port')}"
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=broker, embedded_broker_port=0)
+    # not shared: other servers on the shared Mosquitto would otherwise take part of our telemetry
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=broker, embedded_broker_port=0,
+                              shared_telemetry=False)
     with start_server_in_thread(settings) as handle:
-        wait_for(handle.fleet.broker_connected, what="the server's bridge to connect")
+        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect and subscribe"
         yield handle
 
 
@@ -166,7 +168,7 @@ def test_telemetry_is_stored_and_garbage_is_counted_not_fatal(fleet: Fleet) -> N
 def embedded(tmp_path: Path) -> Iterator[Fleet]:
     settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0)
     with start_server_in_thread(settings) as handle:
-        wait_for(handle.fleet.broker_connected, what="bridge to connect")
+        assert handle.fleet.bridge.wait_connected(30)
         yield Fleet(handle)
 
 
