@@ -84,3 +84,30 @@ def test_twin_patches_are_stored_with_their_revision_and_audited(db: Database) -
         d = s.get(Device, "cam-0001")
         assert d.desired_revision == 2 and d.desired["revision"] == 2
         assert [e.details["revision"] for e in audit.entries(s, action="twin.patch")] == [2, 1]
+
+
+def test_concurrent_twin_patches_get_distinct_revisions(db: Database) -> None:
+    import threading
+
+    _device(db)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def patch(i: int) -> None:
+        barrier.wait()
+        try:
+            with db.session() as s:
+                twin.patch_twin(s, "cam-0001", TwinPatch(properties={f"k{i}": i}), actor="tester")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=patch, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with db.session() as s:
+        d = s.get(Device, "cam-0001")
+        assert d.desired_revision == 4 and d.desired["properties"] == {f"k{i}": i for i in range(4)}
+        assert sorted(e.details["revision"] for e in audit.entries(s, action="twin.patch")) == [1, 2, 3, 4]
