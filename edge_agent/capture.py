@@ -275,8 +275,7 @@ class CaptureThread:
                     self._reconnects += 1
                 size = f"{props.width}x{props.height}" if props.width else "unknown size"
                 self._transition(S.STREAMING, f"opened {self.identity} ({size})")
-                attempt = 0
-                continue
+                continue  # the attempt counter resets on the first frame: opening alone proves little
             # streaming
             try:
                 image = self._source.read()
@@ -292,6 +291,7 @@ class CaptureThread:
             except Exception as exc:  # noqa: BLE001 - a read failure reconnects
                 attempt = self._backoff(attempt, exc)
                 continue
+            attempt = 0
             self._publish(image, time.monotonic())
 
     def _fail(self, exc: BaseException) -> None:

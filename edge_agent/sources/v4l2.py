@@ -58,7 +58,8 @@ class V4L2Source:
         cameras: Callable[[], list[CameraInfo]] = _default_cameras,
     ) -> None:
         spec = spec[len("v4l2:") :] if spec.startswith("v4l2:") else spec
-        if not (_DEVNODE.match(spec) or _USB.match(spec) or spec.startswith(("/dev/", "serial:", "path:"))):
+        dev_path = spec.startswith("/dev/") and not spec.endswith("/")
+        if not (_DEVNODE.match(spec) or _USB.match(spec) or dev_path or spec.startswith(("serial:", "path:"))):
             raise SourceError(f"bad camera spec {spec!r}: expected /dev/videoN, usb:N, serial:S or path:P")
         if spec in ("serial:", "path:"):
             raise SourceError(f"bad camera spec {spec!r}: the {spec[:-1]} is empty")
