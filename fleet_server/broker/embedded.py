@@ -26,6 +26,7 @@ from fleet_server.broker.quiet import quieten_amqtt
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 18830
+DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600  # an offline device's queued commands are dropped after a week
 _AUTH = "fleet_server.broker.auth.DeviceAuthPlugin"
 _TOPIC = "fleet_server.broker.auth.DeviceTopicPlugin"
 _RETAINED = "fleet_server.broker.retained_store.RetainedStorePlugin"
@@ -35,7 +36,8 @@ class BrokerError(RuntimeError):
     """The embedded broker could not start (port taken, bad address) or was used in the wrong state."""
 
 
-def broker_config(host: str, port: int, checker: CredentialChecker, persistence_path: Path | None) -> dict[str, Any]:
+def broker_config(host: str, port: int, checker: CredentialChecker, persistence_path: Path | None,
+                  session_expiry_s: int | None = None) -> dict[str, Any]:
     """The amqtt configuration: one TCP listener and our plug-ins only (the dataclass-`Config` style of 0.12)."""
     bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     plugins: dict[str, Any] = {_AUTH: {"checker": checker}, _TOPIC: {"checker": checker}}
@@ -44,6 +46,7 @@ def broker_config(host: str, port: int, checker: CredentialChecker, persistence_
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{bind_host}:{port}", "max_connections": 0}},
         "plugins": plugins,
+        "session_expiry_interval": session_expiry_s,
     }
 
 
@@ -51,13 +54,15 @@ class EmbeddedBroker:
     """An amqtt broker for the fleet. Create and start it inside a running event loop."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, checker: CredentialChecker | None = None,
-                 *, persistence_path: Path | None = None) -> None:
+                 *, persistence_path: Path | None = None,
+                 session_expiry_s: int | None = DEFAULT_SESSION_EXPIRY_S) -> None:
         if checker is None:
             raise BrokerError("the embedded broker needs a credential checker (it never allows anonymous logins)")
         self.host = host
         self._requested_port = port
         self._checker = checker
         self._persistence_path = persistence_path
+        self._session_expiry_s = session_expiry_s
         self._broker: GuardedBroker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._port: int | None = None
@@ -83,7 +88,8 @@ class EmbeddedBroker:
             raise BrokerError("the embedded broker is already started")
         quieten_amqtt()
         self._loop = asyncio.get_running_loop()
-        config = broker_config(self.host, self._requested_port, self._checker, self._persistence_path)
+        config = broker_config(self.host, self._requested_port, self._checker, self._persistence_path,
+                               self._session_expiry_s)
         broker = GuardedBroker(config, loop=self._loop)
         try:
             await broker.start()

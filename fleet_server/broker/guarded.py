@@ -27,7 +27,6 @@ tests/fleet_server/broker/test_impostors.py fail if the protection is lost.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from typing import Any
 
@@ -40,8 +39,6 @@ from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import format_client_message, gen_client_id
-
-log = logging.getLogger(__name__)
 
 _ACCEPTED_MARK = "_edgefleet_login_accepted"
 
@@ -65,7 +62,7 @@ class GuardedBroker(Broker):
             handler, client_session = await BrokerProtocolHandler.init_from_connect(reader, writer,
                                                                                    self.plugins_manager)
         except AMQTTError as exc:
-            self.logger.warning(f"[MQTT-3.1.0-1] {where}: Can't read first packet as CONNECT: {exc}")
+            self.logger.info(f"[MQTT-3.1.0-1] {where}: Can't read first packet as CONNECT: {exc}")
             raise AMQTTError(exc) from exc
         except MQTTError as exc:
             self.logger.info(f"Invalid connection from {where}: {exc}")

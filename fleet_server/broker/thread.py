@@ -9,14 +9,15 @@ import threading
 from pathlib import Path
 
 from fleet_server.broker.auth import CredentialChecker
-from fleet_server.broker.embedded import DEFAULT_PORT, BrokerError, EmbeddedBroker
+from fleet_server.broker.embedded import DEFAULT_PORT, DEFAULT_SESSION_EXPIRY_S, BrokerError, EmbeddedBroker
 
 
 class BrokerThread:
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, checker: CredentialChecker | None = None,
-                 *, persistence_path: Path | None = None, start_timeout: float = 30.0) -> None:
+                 *, persistence_path: Path | None = None, session_expiry_s: int | None = DEFAULT_SESSION_EXPIRY_S,
+                 start_timeout: float = 30.0) -> None:
         self._args = (host, port, checker)
-        self._persistence_path = persistence_path
+        self._options = {"persistence_path": persistence_path, "session_expiry_s": session_expiry_s}
         self._start_timeout = start_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -63,7 +64,7 @@ class BrokerThread:
 
         async def boot() -> None:
             host, port, checker = self._args
-            broker = EmbeddedBroker(host, port, checker, persistence_path=self._persistence_path)
+            broker = EmbeddedBroker(host, port, checker, **self._options)
             await broker.start()
             self.broker = broker
             self._port, self._url = broker.port, broker.url

@@ -132,3 +132,18 @@ def test_no_message_is_lost_while_other_clients_subscribe(fleet: Fleet) -> None:
         subscriber.client.subscribe(f"{p.TOPIC_ROOT}/{b}/x/{n}", 0)  # a new filter: the table grows
     wait_until(lambda: len(server.topics()) >= 2 * count, what="every event to reach the server twice")
     assert sorted(int(m.payload) for m in server.messages) == sorted(list(range(count)) * 2)
+
+
+def test_an_offline_devices_stored_session_expires() -> None:
+    creds = StaticCredentials("server", "pw", {"dev-e": "pe"})
+    with BrokerThread(port=0, checker=creds, session_expiry_s=1) as broker:
+        device = Peer(broker.port, "dev-e", "dev-e", "pe", clean=False)
+        device.connect()
+        device.subscribe(p.twin_desired_topic("dev-e"))
+        device.close()
+        wait_until(lambda: broker.call(lambda b: b.subscriptions_of("dev-e"), broker.broker) == [],
+                   what="the stored session to expire")
+        again = Peer(broker.port, "dev-e", "dev-e", "pe", clean=False)
+        again.connect()
+        again.close()
+    assert again.session_present is False
