@@ -118,3 +118,21 @@ def bench_interleaved(configs: Sequence[BenchConfig], spec: InputSpec, rounds: i
         for name, run in runners.items():
             samples[name].extend(_time(run, runs_per_round))
     return {name: _stats(s) for name, s in samples.items()}
+
+
+def bench_variants(fp32_onnx: Path, fp32_xml: Path, int8_onnx: Path, int8_xml: Path, spec: InputSpec,
+                   runs: int = 100, threads: int = 2, rounds: int = 5) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Latency of both variants in both runtimes, interleaved, shaped for the manifests:
+    ``{"fp32": {"onnxruntime", "openvino", "openvino_f32"}, "int8": {"onnxruntime", "openvino"}}``.
+    ``openvino`` is the CPU's default precision (bf16 on this CPU), ``openvino_f32`` forces exact FP32."""
+    configs = [BenchConfig("fp32/onnxruntime", fp32_onnx, "onnxruntime"),
+               BenchConfig("fp32/openvino", fp32_xml, "openvino"),
+               BenchConfig("fp32/openvino_f32", fp32_xml, "openvino", "f32"),
+               BenchConfig("int8/onnxruntime", int8_onnx, "onnxruntime"),
+               BenchConfig("int8/openvino", int8_xml, "openvino")]
+    stats = bench_interleaved(configs, spec, rounds=rounds, runs_per_round=max(1, runs // rounds), threads=threads)
+    out: dict[str, dict[str, dict[str, float | int]]] = {"fp32": {}, "int8": {}}
+    for key, value in stats.items():
+        precision, runtime = key.split("/")
+        out[precision][runtime] = value
+    return out

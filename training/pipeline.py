@@ -124,7 +124,7 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
     from models.signing import load_or_create_private_key
     from training import assess as assess_mod
     from training.architectures import default_image_size
-    from training.benchmark import BenchConfig, bench_interleaved
+    from training.benchmark import bench_variants
     from training.cleaning import clean
     from training.data import load_dataset
     from training.export import export_onnx, export_openvino, run_onnx
@@ -207,19 +207,10 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
         for q in (q_ort, q_ov):
             steps.note(f"{q.runtime}: {q.fp32_accuracy:.2f}% -> {q.int8_accuracy:.2f}% ({q.delta:+.2f} points)")
     with steps.step("benchmark", "Benchmarking batch-1 latency, configurations interleaved"):
-        configs = [BenchConfig("fp32/onnxruntime", onnx_path, "onnxruntime"),
-                   BenchConfig("fp32/openvino", xml, "openvino"),
-                   BenchConfig("fp32/openvino_f32", xml, "openvino", "f32"),
-                   BenchConfig("int8/onnxruntime", q_ort.model_path, "onnxruntime"),
-                   BenchConfig("int8/openvino", q_ov.model_path, "openvino")]
-        rounds = 5
-        lat = bench_interleaved(configs, spec, rounds=rounds, runs_per_round=max(1, opts.bench_runs // rounds),
-                                threads=opts.threads)
+        lat = bench_variants(onnx_path, xml, q_ort.model_path, q_ov.model_path, spec, runs=opts.bench_runs,
+                             threads=opts.threads)
         host = host_info(opts.threads)
-        bench: dict[str, dict[str, Any]] = {"fp32": {"host": host}, "int8": {"host": host}}
-        for key, stats in lat.items():
-            precision, runtime = key.split("/")
-            bench[precision][runtime] = stats
+        bench: dict[str, dict[str, Any]] = {p: {"host": host, **lat[p]} for p in ("fp32", "int8")}
     training_info = {
         "arch": cfg.arch, "hyperparameters": cfg.model_dump(), "seed": opts.seed, "split_ratios": list(opts.ratios),
         "split_sizes": {"train": len(parts.train), "val": len(parts.val), "test": len(parts.test)},
@@ -257,6 +248,7 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
         "test_accuracy": metrics.get("accuracy"), "metrics": fp32_man.metrics, "cross_validation": cv,
         "quantization": {q.runtime: {k: v for k, v in q.to_dict().items()} for q in (q_ort, q_ov)},
         "benchmark": bench, "tuning": tuning, "registry": registered,
+        "training": {k: training_info[k] for k in ("arch", "best_epoch", "epochs_run", "train_seconds")},
         "data": data_info, "steps_seconds": steps.seconds, "total_seconds": steps.total,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")

@@ -70,7 +70,7 @@ def _train() -> Trained:
     ds, _ = load_dataset("digits", image_size=32, seed=0)
     parts = split(ds.subset(range(500)), ratios=(0.6, 0.1, 0.3), seed=0)
     spec = input_spec_for(parts.train, 32)
-    cfg = TrainConfig(arch="mobilenetv2", arch_params={"width_mult": 0.35, "last_channels": 128}, epochs=4, lr=1e-2,
+    cfg = TrainConfig(arch="mobilenetv2", arch_params={"width_mult": 0.35, "last_channels": 128}, epochs=3, lr=1e-2,
                       batch_size=32, seed=0, augment=False)
     result = fit(cfg, parts.train, parts.val, spec, progress=False)
     return Trained(result.model, spec, list(ds.class_names), to_tensor(parts.train.images[:64], spec),
