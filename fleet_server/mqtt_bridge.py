@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 
 class BridgeError(RuntimeError):
-    """A message could not be handed to the broker (not connected, or paho refused it). Nothing was queued."""
+    """A message was not handed to the broker: not connected, paho refused it, or (with a timeout) the broker
+    did not acknowledge it in time. The caller keeps it and sends it again later (desired twins are republished
+    at every reconnect). In the rare race with a connection loss, paho may still deliver a QoS 1 message after
+    reconnecting, so receivers must tolerate a duplicate (commands carry a request id for that)."""
 
 
 class BridgeHandler(Protocol):
@@ -162,7 +165,12 @@ class MqttBridge:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise BridgeError(f"publishing {topic} failed: {mqtt.error_string(info.rc)}")
         if timeout is not None:
-            info.wait_for_publish(timeout)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:  # paho: the message was dropped (connection lost)
+                raise BridgeError(f"publishing {topic} failed: {exc}") from None
+            if not info.is_published():
+                raise BridgeError(f"the broker did not acknowledge {topic} within {timeout}s")
         return info
 
     def publish_desired(self, device_id: str, desired: p.TwinDesired, *,

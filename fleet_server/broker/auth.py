@@ -73,8 +73,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def refusal_reason(checker: CredentialChecker, client_id: str | None, username: Any, password: Any) -> str | None:
-    """Why a login is refused (None when it is accepted). Blocking: run it in a thread."""
+def refusal_reason(checker: CredentialChecker, client_id: str | None, username: Any, password: Any,
+                   will_topic: str | None = None) -> str | None:
+    """Why a login is refused (None when it is accepted). Blocking: run it in a thread.
+
+    The Last Will's topic is checked here because amqtt publishes a will without asking the topic plug-in:
+    otherwise a device could leave a forged retained message on another device's topic (Mosquitto also
+    refuses such a CONNECT)."""
     user, secret = _text(username), _text(password)
     if not user or not secret:
         return "anonymous login (no username or password)"
@@ -83,6 +88,8 @@ def refusal_reason(checker: CredentialChecker, client_id: str | None, username: 
             return f"bad credentials for {user!r} (unknown, revoked or wrong password)"
         if not checker.is_server(user) and client_id != user:
             return f"client id {client_id!r} is not the username {user!r}"
+        if will_topic is not None and not allowed(checker, user, _text(will_topic), Action.PUBLISH):
+            return f"Last Will topic {will_topic!r} is outside what {user!r} may publish"
     except Exception:  # noqa: BLE001 - a failing checker refuses the login, never crashes the broker
         log.exception("credential check for %r failed", user)
         return "credential check failed"
@@ -101,8 +108,9 @@ class DeviceAuthPlugin(BaseAuthPlugin):
         if checker is None:
             log.error("DeviceAuthPlugin has no credential checker: refusing %s", session.client_id)
             return False
+        will = session.will_topic if session.will_flag else None
         reason = await asyncio.to_thread(refusal_reason, checker, session.client_id, session.username,
-                                         session.password)
+                                         session.password, will)
         if reason is not None:
             log.info("refused MQTT login of client %r: %s", session.client_id, reason)
             return False

@@ -34,6 +34,12 @@ def test_login_rule(client_id: str, user: str | None, password: str | None, refu
         assert reason is not None and refused_because in reason
 
 
+def test_a_last_will_outside_the_devices_subtree_is_refused() -> None:
+    assert refusal_reason(CREDS, "dev-a", "dev-a", "pa", "edgefleet/v1/dev-a/status") is None
+    assert "Last Will" in refusal_reason(CREDS, "dev-a", "dev-a", "pa", "edgefleet/v1/dev-b/status")
+    assert "Last Will" in refusal_reason(CREDS, "dev-a", "dev-a", "pa", "edgefleet/v1/+/status")
+
+
 def test_a_checker_that_raises_refuses_the_login() -> None:
     class Broken:
         def check(self, username: str, password: str) -> bool:

@@ -80,3 +80,12 @@ def test_client_id_must_equal_the_device_username(fleet: Fleet) -> None:
     reason = fleet.peer(b, a, fleet.passwords[a]).connect()
     assert reason.is_failure and reason.getName() == "Not authorized"
     assert fleet.peer(f"{a}-2", a, fleet.passwords[a]).connect().is_failure
+
+
+def test_device_cannot_leave_a_last_will_on_another_devices_topic(fleet: Fleet) -> None:
+    """amqtt publishes a Last Will without asking the topic plug-in, so the will topic is checked at login."""
+    a, b = fleet.device("a"), fleet.device("b")
+    forged = fleet.peer(a, a, fleet.passwords[a], will=(p.status_topic(b), b"forged offline"))
+    assert forged.connect().is_failure
+    own = fleet.peer(a, a, fleet.passwords[a], will=(p.status_topic(a), b"offline"))
+    assert not own.connect().is_failure
