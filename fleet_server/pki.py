@@ -182,23 +182,8 @@ def serial_hex(cert: x509.Certificate) -> str:
 
 
 def load_signing_public_pem(key_path: Path) -> str:
-    """The public half of the fleet's Ed25519 model-signing key, creating the key on first use."""
-    try:
-        from models.signing import load_or_create_private_key  # helper M's module, when present
-    except ImportError:
-        load_or_create_private_key = _load_or_create_ed25519
-    key = load_or_create_private_key(key_path)
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    """The public half of the fleet's Ed25519 model-signing key (models.signing), creating the key on first
+    use; enrollment hands it to devices so they can verify every model package."""
+    from models.signing import load_or_create_private_key, public_key_pem
 
-
-def _load_or_create_ed25519(path: Path) -> ed25519.Ed25519PrivateKey:
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
-        return key
-    key = ed25519.Ed25519PrivateKey.generate()
-    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return key
+    return public_key_pem(load_or_create_private_key(key_path))

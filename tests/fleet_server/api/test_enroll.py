@@ -97,3 +97,12 @@ def test_token_requests_with_bad_values_are_refused(api: Api) -> None:
     for body in ({"uses": 0}, {"ttl_s": -5}, {"tags": {"k": 1}}, {"what": 1}):
         assert api.client.post("/api/v1/tokens", json=body, headers=api.headers()).status_code == 422
     assert api.client.get("/api/v1/tokens", headers=api.headers()).json() == []
+
+
+def test_the_signing_key_handed_out_verifies_packages_signed_with_the_fleet_key(api: Api) -> None:
+    from models.signing import load_or_create_private_key, load_public_key, sign
+
+    body = api.enroll(api.token()).json()
+    private = load_or_create_private_key(api.fleet.settings.signing_key_path())
+    signature = sign(b"manifest bytes", private)
+    load_public_key(body["signing_public_key"]).verify(signature, b"manifest bytes")
