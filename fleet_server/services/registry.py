@@ -90,7 +90,11 @@ def record_status(session: Session, device_id: str, status: Status) -> bool:
     device.status = status.state
     if status.agent_version:
         device.agent_version = status.agent_version[:64]
-    device.last_seen = _now() if status.state == "online" else (device.last_seen or status.ts)
+    # The status is retained: after a server restart it is replayed, possibly hours old. Trust its own
+    # timestamp (never past now, in case the device's clock runs ahead) and never move last_seen backwards.
+    seen = min(_now(), status.ts)
+    if device.last_seen is None or seen > device.last_seen:
+        device.last_seen = seen
     return True
 
 

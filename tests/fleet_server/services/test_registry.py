@@ -111,3 +111,17 @@ def test_concurrent_twin_patches_get_distinct_revisions(db: Database) -> None:
         d = s.get(Device, "cam-0001")
         assert d.desired_revision == 4 and d.desired["properties"] == {f"k{i}": i for i in range(4)}
         assert sorted(e.details["revision"] for e in audit.entries(s, action="twin.patch")) == [1, 2, 3, 4]
+
+
+def test_a_replayed_old_retained_status_does_not_pretend_the_device_was_just_seen(db: Database) -> None:
+    from datetime import timedelta
+
+    _device(db)
+    old = datetime.now(timezone.utc) - timedelta(hours=3)
+    with db.session() as s:
+        registry.record_status(s, "cam-0001", Status(state="online", ts=old))
+    with db.session() as s:
+        assert s.get(Device, "cam-0001").last_seen == old
+        registry.record_status(s, "cam-0001", Status(state="online", ts=old - timedelta(hours=1)))
+    with db.session() as s:
+        assert s.get(Device, "cam-0001").last_seen == old  # never backwards
