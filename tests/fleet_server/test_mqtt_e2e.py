@@ -226,3 +226,20 @@ def test_a_twin_changed_while_the_broker_is_down_is_published_when_it_is_back(tm
                 dev.stop()
     finally:
         mosq.stop()
+
+
+def test_the_whole_server_works_on_either_database(tmp_path: Path, db_url: str) -> None:
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0, db_url=db_url)
+    with start_server_in_thread(settings) as handle:
+        assert handle.fleet.bridge.wait_connected(30)
+        fleet = Fleet(handle)
+        creds = fleet.enroll()
+        device_id = creds["device_id"]
+        dev = _connect(creds)
+        try:
+            fleet.api("PATCH", f"/devices/{device_id}/twin", json={"properties": {"db": db_url.split(":")[0]}})
+            view = wait_for(lambda: (d := fleet.device(device_id))["online"] and d["in_sync"] and d,
+                            what="online and in sync")
+            assert view["reported"]["properties"]["db"] == db_url.split(":")[0]
+        finally:
+            dev.stop()
