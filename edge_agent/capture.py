@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.errors import EndOfStream, SourceError
-from edge_agent.sources.base import DeviceGone, Frame, FrameSource
+from edge_agent.sources.base import DeviceGone, Frame, FrameSource, SourceProperties
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class CaptureThread:
         self._resume: tuple[FrameSource | None, str] | None = None
         self._lossless = False
         self._paused_by_hotplug = False
+        self._failed_since_open = False
         self._resume_reason = ""
         self._thread = threading.Thread(target=self._run, name=f"capture[{source.identity}]", daemon=True)
 
@@ -245,56 +246,80 @@ class CaptureThread:
     def _loop(self) -> None:
         self._transition(S.OPENING, "starting")
         attempt = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self._state not in TERMINAL:
             if self._take_pause():
                 continue
-            state = self._state
-            if state == S.WAITING_FOR_DEVICE:
-                if self._wait_for_device():
+            if self._state == S.WAITING_FOR_DEVICE:
+                wake = self._wait_for_device()
+                if wake == "resume":
                     attempt = 0
                     self._transition(S.OPENING, self._resume_reason)
-                continue
-            if state in (S.OPENING, S.RECONNECTING):
-                try:
-                    props = self._source.open()
-                except DeviceGone as exc:
-                    self._fail(exc)
-                    self._paused_by_hotplug = False
-                    self._transition(S.WAITING_FOR_DEVICE, str(exc))
-                    continue
-                except EndOfStream as exc:
-                    self._fail(exc)
-                    self._transition(S.ENDED, str(exc))
-                    return
-                except Exception as exc:  # noqa: BLE001 - any open failure is retried with backoff
-                    attempt = self._backoff(attempt, exc)
-                    continue
-                drop = self._drop_frames if self._drop_frames is not None else props.is_live
-                self._lossless = not drop
-                if state == S.RECONNECTING:
-                    self._reconnects += 1
-                size = f"{props.width}x{props.height}" if props.width else "unknown size"
-                self._transition(S.STREAMING, f"opened {self.identity} ({size})")
-                continue  # the attempt counter resets on the first frame: opening alone proves little
-            # streaming
-            try:
-                image = self._source.read()
-            except DeviceGone as exc:
-                self._fail(exc)
-                self._paused_by_hotplug = False
-                self._transition(S.WAITING_FOR_DEVICE, str(exc))
-                continue
-            except EndOfStream as exc:
-                self._fail(exc)
-                self._transition(S.ENDED, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - a read failure reconnects
-                attempt = self._backoff(attempt, exc)
-                continue
-            attempt = 0
-            self._publish(image, time.monotonic())
+                elif wake == "poll":
+                    self._poll_device()
+            elif self._state in (S.OPENING, S.RECONNECTING):
+                attempt = self._open(attempt)
+            else:
+                attempt = self._read(attempt)
+
+    def _open(self, attempt: int) -> int:
+        try:
+            props = self._source.open()
+        except DeviceGone as exc:
+            self._fail(exc)
+            self._paused_by_hotplug = False
+            self._transition(S.WAITING_FOR_DEVICE, str(exc))
+        except EndOfStream as exc:
+            self._fail(exc)
+            self._transition(S.ENDED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any open failure is retried with backoff
+            return self._backoff(attempt, exc)
+        else:
+            self._opened(props)
+        return attempt  # the attempt counter resets on the first frame: opening alone proves little
+
+    def _poll_device(self) -> None:
+        """A capture that found its camera missing looks again, quietly: only finding it changes the state."""
+        try:
+            props = self._source.open()
+        except DeviceGone as exc:
+            self._close_source()
+            log.debug("capture %s: still no device: %s", self.identity, exc)
+            return
+        except Exception:  # noqa: BLE001 - the device is there but failed: the normal open path retries
+            self._close_source()
+            self._transition(S.OPENING, "camera found again")
+            return
+        self._transition(S.OPENING, "camera found again")
+        self._opened(props)
+
+    def _opened(self, props: SourceProperties) -> None:
+        drop = self._drop_frames if self._drop_frames is not None else props.is_live
+        self._lossless = not drop
+        if self._failed_since_open:
+            self._reconnects += 1
+        self._failed_since_open = False
+        size = f"{props.width}x{props.height}" if props.width else "unknown size"
+        self._transition(S.STREAMING, f"opened {self.identity} ({size})")
+
+    def _read(self, attempt: int) -> int:
+        try:
+            image = self._source.read()
+        except DeviceGone as exc:
+            self._fail(exc)
+            self._paused_by_hotplug = False
+            self._transition(S.WAITING_FOR_DEVICE, str(exc))
+            return attempt
+        except EndOfStream as exc:
+            self._fail(exc)
+            self._transition(S.ENDED, str(exc))
+            return attempt
+        except Exception as exc:  # noqa: BLE001 - a read failure reconnects
+            return self._backoff(attempt, exc)
+        self._publish(image, time.monotonic())
+        return 0
 
     def _fail(self, exc: BaseException) -> None:
+        self._failed_since_open = True
         self._last_error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
         self._close_source()
 
@@ -323,24 +348,25 @@ class CaptureThread:
             self._transition(S.WAITING_FOR_DEVICE, reason)
         return True
 
-    def _wait_for_device(self) -> bool:
-        """Block until resume() or (for a capture that found the device missing itself) the next poll."""
+    def _wait_for_device(self) -> str | None:
+        """Block until resume() ("resume"), or the next poll for a capture that found the device missing by
+        itself ("poll"); None when stopped, paused again, or paused by hot-plug (which waits for resume only)."""
         with self._cond:
-            woke = self._cond.wait_for(
+            self._cond.wait_for(
                 lambda: self._stop.is_set() or self._resume is not None or self._pause_reason is not None,
                 timeout=self.policy.device_poll_s,
             )
             if self._stop.is_set() or self._pause_reason is not None:
-                return False
-            if woke and self._resume is not None:
+                return None
+            if self._resume is not None:
                 source, self._resume_reason = self._resume
                 self._resume = None
                 if source is not None:
                     self._close_source()
                     self._source = source
-                return True
-            self._resume_reason = "looking for the camera again"
-            return not self._paused_by_hotplug
+                self._paused_by_hotplug = False
+                return "resume"
+            return None if self._paused_by_hotplug else "poll"
 
     def _publish(self, image: object, captured_at: float) -> None:
         with self._cond:

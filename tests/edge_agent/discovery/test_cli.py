@@ -1,0 +1,49 @@
+import io
+import json
+
+import pyudev
+from rich.console import Console
+
+from edge_agent.discovery.cli import cameras_command
+from tests.edge_agent.discovery.udev_devices import DeviceListContext, synthetic_device
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=200, color_system=None)
+
+
+def output(c: Console) -> str:
+    return c.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_no_cameras_here_is_said_plainly():
+    c = console()
+    assert cameras_command(console=c) == []
+    assert "no cameras found" in output(c)
+
+
+def test_json_output_is_an_empty_list_here():
+    c = console()
+    cameras_command(json_out=True, console=c)
+    assert json.loads(output(c)) == []
+
+
+def test_table_lists_vendor_model_serial_and_dev_node():
+    context = pyudev.Context()
+    fake = DeviceListContext([synthetic_device(context, devnode="/dev/video2", serial="SN42")])
+    c = console()
+    cameras = cameras_command(context=fake, console=c)
+    text = output(c)
+    assert [cam.devnode for cam in cameras] == ["/dev/video2"]
+    for expected in ("/dev/video2", "Logitech, Inc.", "HD Pro Webcam C920", "SN42", "serial:SN42"):
+        assert expected in text
+
+
+def test_json_output_carries_every_field():
+    context = pyudev.Context()
+    fake = DeviceListContext([synthetic_device(context, devnode="/dev/video0", serial="SN1")])
+    c = console()
+    cameras_command(json_out=True, context=fake, console=c)
+    (camera,) = json.loads(output(c))
+    assert camera["devnode"] == "/dev/video0" and camera["serial"] == "SN1" and camera["identity"] == "serial:SN1"
+    assert camera["vendor"] == "Logitech, Inc." and camera["capabilities"] == ["capture"]
