@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import zlib
 from collections.abc import Callable
 
 import cv2
@@ -17,6 +18,7 @@ from edge_agent.sources.base import SOURCES, SourceProperties
 from edge_agent.sources.pacing import Pacer
 
 _SPEC = re.compile(r"^synthetic(?::(?:(?P<w>\d+)x(?P<h>\d+))?(?:@(?P<fps>\d+(?:\.\d+)?))?)?$")
+_NAME = re.compile(r"^synthetic:[A-Za-z][A-Za-z0-9_.-]*$")
 _BARS = 8
 
 
@@ -24,7 +26,9 @@ def parse_synthetic_spec(spec: str) -> tuple[int | None, int | None, float | Non
     """``synthetic``, ``synthetic:WxH``, ``synthetic:@FPS`` or ``synthetic:WxH@FPS`` -> (width, height, fps)."""
     m = _SPEC.match(spec.strip())
     if m is None:
-        raise SourceError(f"bad synthetic source spec {spec!r}: expected synthetic, synthetic:WxH or synthetic:WxH@FPS")
+        raise SourceError(
+            f"bad synthetic source spec {spec!r}: expected synthetic, synthetic:WxH, synthetic:WxH@FPS or synthetic:NAME"
+        )
     w, h, fps = m.group("w"), m.group("h"), m.group("fps")
     return (int(w) if w else None, int(h) if h else None, float(fps) if fps else None)
 
@@ -64,6 +68,12 @@ class SyntheticSource:
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> SyntheticSource:
+        if _NAME.match(spec.strip()):  # synthetic:NAME - a named camera (simulated fleets) with its own pattern
+            name = spec.strip().split(":", 1)[1]
+            options.setdefault("seed", zlib.crc32(name.encode()))
+            options.setdefault("identity", spec.strip())
+            options.pop("camera", None)
+            return cls(**options)  # type: ignore[arg-type]
         w, h, fps = parse_synthetic_spec(spec)
         kwargs: dict[str, object] = {k: v for k, v in (("width", w), ("height", h), ("fps", fps)) if v is not None}
         kwargs.update(options)

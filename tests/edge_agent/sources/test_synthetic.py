@@ -97,7 +97,7 @@ def test_spec_forms(spec, expected):
     assert parse_synthetic_spec(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["synthetic:64", "synthetic:axb", "synthetic:64x48@", "synthetic:64x48@-3"])
+@pytest.mark.parametrize("spec", ["synthetic:64", "synthetic:12ab", "synthetic:64x48@", "synthetic:64x48@-3", "synthetic:a b"])
 def test_bad_spec_is_a_clear_error(spec):
     with pytest.raises(SourceError, match="bad synthetic source spec"):
         open_source(spec)
@@ -118,3 +118,10 @@ def test_reading_before_open_is_a_source_error():
 def test_absurd_size_is_refused():
     with pytest.raises(SourceError, match="out of range"):
         SyntheticSource(4, 4)
+
+
+def test_named_synthetic_cameras_differ_and_keep_their_name_as_identity():
+    a, b = open_source("synthetic:door", realtime=False), open_source("synthetic:yard", realtime=False)
+    assert (a.identity, b.identity) == ("synthetic:door", "synthetic:yard")
+    assert not np.array_equal(a.render(0), b.render(0))
+    assert np.array_equal(a.render(3), open_source("synthetic:door").render(3))
