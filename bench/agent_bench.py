@@ -206,6 +206,7 @@ def frame_costs(model_dir: Path, video: Path) -> dict:
     from edge_agent.preprocess import Preprocessor
 
     manifest = _load(model_dir)
+    cv2.setNumThreads(1)  # as build_pipeline sets it for the agent
     cap = cv2.VideoCapture(str(video))
     kept, n = [], 0
     c0 = time.process_time()
