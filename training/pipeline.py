@@ -107,7 +107,7 @@ def _decoding(model: Any, x: np.ndarray) -> str:
     return "softmax" if (y >= 0).all() and np.allclose(y.sum(axis=1), 1.0, atol=1e-4) else "logits"
 
 
-def _train_config(opts: TrainingOptions, tuned: dict[str, Any] | None = None) -> Any:
+def _train_config(opts: TrainingOptions) -> Any:
     from training.train import TrainConfig
 
     kw: dict[str, Any] = {"arch": opts.arch, "arch_params": dict(opts.arch_params), "seed": opts.seed,
@@ -115,7 +115,6 @@ def _train_config(opts: TrainingOptions, tuned: dict[str, Any] | None = None) ->
     for key in ("epochs", "batch_size", "lr"):
         if getattr(opts, key) is not None:
             kw[key] = getattr(opts, key)
-    kw.update(tuned or {})
     return TrainConfig(**kw)
 
 
@@ -159,18 +158,20 @@ def run_training(opts: TrainingOptions) -> TrainingOutcome:
         steps.note(f"train {len(parts.train)}, val {len(parts.val)}, test {len(parts.test)}")
     size = opts.image_size or default_image_size(opts.arch, cleaned)
     spec = input_spec_for(parts.train, size)
-    tuned: dict[str, Any] | None = None
+    cfg = _train_config(opts)
     tuning: dict[str, Any] | None = None
     if opts.tune:
         from training.tune import tune
 
-        with steps.step("tune", f"Tuning: {opts.tune} Optuna trials"):
-            res = tune(_train_config(opts), parts.train, parts.val, spec, opts.tune, storage=opts.study_storage,
+        with steps.step("tune", f"Tuning: {opts.tune} Optuna trials (log: tuning/trials.csv)"):
+            res = tune(cfg, parts.train, parts.val, spec, opts.tune, storage=opts.study_storage,
                        study_name=opts.study_name or f"{name}-{opts.version}", seed=opts.seed,
-                       progress=opts.progress)
-            tuned = dict(res.best_params)
-            tuning = {"trials": opts.tune, "best_params": tuned, "best_value": res.best_value}
-    cfg = _train_config(opts, tuned)
+                       epochs_cap=opts.epochs or 10, progress=opts.progress)
+            res.write(run_dir / "tuning")
+            cfg = res.best_config(cfg)
+            tuning = {"trials_run": opts.tune, "trials_in_study": len(res.trials), "study_name": res.study_name,
+                      "best_params": dict(res.best_params), "best_value": res.best_value, "metric": res.metric}
+            steps.note(f"best {res.metric} {res.best_value:.4f} with {res.best_params}")
     with steps.step("train", f"Training {cfg.arch} ({cfg.epochs} epochs max)"):
         trained = fit(cfg, parts.train, parts.val, spec, progress=opts.progress)
     with steps.step("assess", "Assessing on the held-out test set"):

@@ -110,8 +110,8 @@ def _quantize(exported: Exported, tmp_path_factory: pytest.TempPathFactory) -> Q
 
 @dataclass
 class CliRun:
-    """One real ``edgefleet train --data digits --epochs 1 --cv 2 --registry ...`` run, shared by the pipeline and
-    CLI tests (the slowest thing in this folder, so it runs once per session)."""
+    """One real ``edgefleet train --data digits --epochs 1 --cv 2 --tune 2 --registry ...`` run, shared by the
+    pipeline and CLI tests (the slowest thing in this folder, so it runs once per session)."""
 
     tmp: Path
     summary: dict[str, Any]
@@ -137,7 +137,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     def make() -> CliRun:
         tmp = tmp_path_factory.mktemp("cli-digits")
         proc = run_train_cli(tmp, "--data", "digits", "--epochs", "1", "--version", "0.1.0", "--cv", "2",
-                             "--registry", str(tmp / "registry"))
+                             "--registry", str(tmp / "registry"), "--tune", "2", "--study-storage",
+                             f"sqlite:///{tmp / 'study.db'}", "--study-name", "digits-bench")
         assert proc.returncode == 0, proc.stderr[-3000:]
         return CliRun(tmp, json.loads(proc.stdout), tmp / "keys" / "sign.pem", tmp / "registry", proc.stderr)
 

@@ -44,6 +44,7 @@ def test_manifests_record_training_settings_split_cleaning_and_cv(outcome: CliRu
     assert int8.quantization.calibration_samples == 64
     assert fp32.training["cross_validation"]["k"] == 2 and fp32.training["split_ratios"] == [0.7, 0.15, 0.15]
     assert fp32.training["cleaning"]["in"] == 1797 and fp32.training["hyperparameters"]["epochs"] == 1
+    assert fp32.training["tuning"]["trials_run"] == 2
     assert fp32.input.height == 8 and fp32.labels == [str(i) for i in range(10)]
     assert fp32.output.decoding == "logits"  # tiny_cnn ends in a Linear layer
 
@@ -58,6 +59,24 @@ def test_summary_json_matches_the_outcome_and_names_every_step(outcome: CliRun) 
     assert len(on_disk["cross_validation"]["fold_accuracies"]) == 2
     assert set(on_disk["benchmark"]["fp32"]) == {"host", "onnxruntime", "openvino", "openvino_f32"}
     assert "Training tiny_cnn" in outcome.stderr  # progress went to stderr, stdout held only the JSON
+
+
+@pytest.mark.slow
+def test_tuning_trials_are_logged_stored_in_the_study_and_the_best_retrained(outcome: CliRun) -> None:
+    import optuna
+
+    tuning = outcome.summary["tuning"]
+    run_dir = Path(outcome.summary["run_dir"])
+    logged = json.loads((run_dir / "tuning" / "trials.json").read_text())
+    study = optuna.load_study(study_name="digits-bench", storage=f"sqlite:///{outcome.tmp / 'study.db'}")
+    assert tuning["trials_run"] == 2 and len(study.trials) == len(logged["trials"]) == 2
+    assert tuning["best_params"] == study.best_params
+    assert outcome.summary["training"]["arch"] == "tiny_cnn"
+    from models.package import read_manifest
+
+    trained_with = read_manifest(Path(outcome.summary["packages"]["fp32"])).training["hyperparameters"]
+    assert trained_with["lr"] == pytest.approx(study.best_params["lr"])
+    assert trained_with["optimizer"] == study.best_params["optimizer"]
 
 
 @pytest.mark.slow
