@@ -41,6 +41,7 @@ def _json_line(result, source: str, model: str) -> str:
     data = result.to_dict()
     data["inference_ms"] = round(data["inference_ms"], 3)
     data["latency_ms"] = round(data["latency_ms"], 3)
+    data["ts"] = round(time.time(), 3)
     data["source"], data["model"] = source, model
     for item in data["results"]:
         item["score"] = round(item["score"], 5)
@@ -81,7 +82,7 @@ def infer_command(
                                                         "state dir's keys/model-signing.pub.pem"),
     json_out: bool = typer.Option(False, "--json", help="Write one JSON result per line to stdout"),
     save_video: Path | None = typer.Option(None, "--save-video", help="Write annotated frames to this .mp4/.avi"),
-    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds"),
+    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds (0: no limit)"),
     frames: int | None = typer.Option(None, "--frames", min=1, help="Stop after this many results"),
     top_k: int = typer.Option(3, "--top-k", min=1, max=100, help="Classes shown per frame"),
     max_fps: float | None = typer.Option(None, "--max-fps", min=0.01, help="Infer at most this many frames a second"),
@@ -101,6 +102,13 @@ def infer_command(
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
         raise SystemExit(code) from None
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _stderr_console():
@@ -146,12 +154,17 @@ def _run(model: Path, source: str, backend, device, key, json_out, save_video, d
             if not counter.accept():
                 return
             counter.latest = result
-            if json_out:
-                out.write(_json_line(result, source, name) + "\n")
-                out.flush()
-            elif not live:
-                top = ", ".join(f"{r.label} {r.score:.2f}" for r in result.results) or "-"
-                out.write(f"#{result.frame_index} {top} ({result.latency_ms:.1f} ms)\n")
+            try:
+                if json_out:
+                    out.write(_json_line(result, source, name) + "\n")
+                    out.flush()
+                elif not live:
+                    top = ", ".join(f"{r.label} {r.score:.2f}" for r in result.results) or "-"
+                    out.write(f"#{result.frame_index} {top} ({result.latency_ms:.1f} ms)\n")
+            except BrokenPipeError:  # the reader went away (`| head`): stop like Ctrl-C, quietly
+                counter.done.set()
+                counter.limit = counter.count
+                _silence_stdout()
             if video is not None:
                 video(result)
 

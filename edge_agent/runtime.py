@@ -27,7 +27,7 @@ def load_selected(model_dir: Path, manifest: Manifest, config: PipelineConfig,
     """Select and load. An accelerator that is listed but fails to load falls back to CPU with the reason."""
     selection = select_backend(manifest, config.backend, config.device)
     if selection.fallback:
-        log.warning("%s", selection.fallback)
+        log.info("%s", selection.fallback)  # callers show or report it (agent infer prints it, the agent's twin)
     try:
         return load_model(model_dir, manifest, selection, options), selection
     except BackendError as exc:
