@@ -76,13 +76,15 @@ def _table(stats, latest):
 def infer_command(
     model: Path = typer.Option(..., "--model", help="Signed model package (.efpkg)", exists=False),
     source: str = typer.Option(..., "--source", help="synthetic[:WxH@FPS], a video file, /dev/videoN, usb:N, rtsp://"),
-    backend: str | None = typer.Option(None, "--backend", help="onnxruntime | openvino (default: best for the package)"),
+    backend: str | None = typer.Option(None, "--backend",
+                                       help="onnxruntime | openvino (default: best for the package)"),
     device: str | None = typer.Option(None, "--device", help="CPU | GPU | NPU | AUTO (default: best available)"),
     key: Path | None = typer.Option(None, "--key", help="Trusted model-signing public key (PEM); default: the "
                                                         "state dir's keys/model-signing.pub.pem"),
     json_out: bool = typer.Option(False, "--json", help="Write one JSON result per line to stdout"),
     save_video: Path | None = typer.Option(None, "--save-video", help="Write annotated frames to this .mp4/.avi"),
-    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds (0: no limit)"),
+    duration: float | None = typer.Option(None, "--duration", min=0.0,
+                                          help="Stop after this many seconds (0: no limit)"),
     frames: int | None = typer.Option(None, "--frames", min=1, help="Stop after this many results"),
     top_k: int = typer.Option(3, "--top-k", min=1, max=100, help="Classes shown per frame"),
     max_fps: float | None = typer.Option(None, "--max-fps", min=0.01, help="Infer at most this many frames a second"),

@@ -84,7 +84,8 @@ def _cpu_choice(manifest: Manifest, available: Available, only: str | None) -> S
         raise DeviceUnavailable(f"no installed runtime can run {manifest.name} ({available.describe()})")
     if len(candidates) == 1:
         b = candidates[0]
-        why = "the requested backend" if only else f"the only runtime here that reads this package's {_formats(manifest)}"
+        why = ("the requested backend" if only
+               else f"the only runtime here that reads this package's {_formats(manifest)}")
         return Selection(b, "CPU", f"{why}; no accelerator in use")
     measured = _benchmark(manifest)
     if OV in measured and ORT in measured:
