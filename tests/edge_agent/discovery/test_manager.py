@@ -142,7 +142,7 @@ def test_a_camera_absent_at_start_waits_and_starts_when_plugged_in(context):
     def factory(spec: str, camera: CameraInfo | None) -> FrameSource:
         if camera is None:  # the real V4L2 plug-in: finds no such camera here
             return open_source(spec, cameras=lambda: [])
-        return SyntheticSource(32, 32, fps=200, identity=camera.identity)
+        return SyntheticSource(32, 32, realtime=False, identity=camera.identity)  # lossless: frame 0 is kept
 
     events = DeviceEventQueue()
     reported: queue.Queue[CameraEvent] = queue.Queue()
