@@ -29,7 +29,6 @@ MOUNTS: dict[str, _Mount] = {
     "token": _Mount("fleet_server.cli:token_app", "server", "Create and list enrollment tokens."),
     "devices": _Mount("fleet_server.cli:devices_app", "server", "List, inspect and manage devices."),
     "apikey": _Mount("fleet_server.cli:apikey_app", "server", "Create and list API keys."),
-    "rollout": _Mount("fleet_server.cli:rollout_app", "server", "Staged model rollouts."),
     "agent": _Mount("edge_agent.cli:agent_app", "agent", "Run on a camera device: enroll, run, infer, cameras."),
     "sim": _Mount("edge_agent.cli:sim_command", "agent", "Simulate N agents over real MQTT connections."),
     "train": _Mount("training.cli:train_command", "training", "Train, assess, quantize and package a model."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -36,6 +36,14 @@ def list_devices(session: SessionDep, _key: ViewerKey,
 @router.get("/{device_id}", response_model=DeviceView)
 def get_device(device_id: str, session: SessionDep, _key: ViewerKey) -> DeviceView:
     return device_view(registry.get_device(session, device_id))
+
+
+@router.get("/{device_id}/telemetry", response_model=list[dict[str, Any]])
+def device_telemetry(device_id: str, session: SessionDep, _key: ViewerKey,
+                     limit: Annotated[int, Query(ge=1, le=10_000, description="newest first")] = 100
+                     ) -> list[dict[str, Any]]:
+    """The device's latest telemetry snapshots (DESIGN.md 5), newest first."""
+    return registry.recent_telemetry(session, device_id, limit=limit)
 
 
 @router.delete("/{device_id}", response_model=DeviceView)

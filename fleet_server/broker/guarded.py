@@ -20,6 +20,10 @@ the topic plug-ins for each subscriber (amqtt runs every plug-in call as a task,
 a SUBSCRIBE or a session clean-up in between raises "dictionary changed size during iteration" and the
 message is silently lost for every remaining subscriber. `_run_broadcast` here iterates over snapshots.
 
+A fourth: at every CONNECT, amqtt sends the connecting client the retained messages of every filter that ANY
+client holds, without asking the topic plug-ins, so every device got every other device's retained status and
+twins. `_publish_retained_messages_for_subscription` here serves only the session's own filters, filtered.
+
 Keep this in step with amqtt's source when upgrading it (the dependency is `amqtt>=0.12.1`); the tests in
 tests/fleet_server/broker/test_impostors.py fail if the protection is lost.
 """
@@ -136,3 +140,30 @@ class GuardedBroker(Broker):
                 if handler:
                     running_tasks.append(asyncio.ensure_future(
                         handler.mqtt_publish(broadcast["topic"], broadcast["data"], qos, retain=False)))
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        """Retained messages for one of THIS session's subscriptions, each passed through the topic plug-ins.
+
+        amqtt 0.12.1 calls this at every CONNECT for every filter in `self._subscriptions`, i.e. every filter
+        any client holds (the server's `edgefleet/v1/+/status` included), and never asks the topic plug-ins:
+        each device that connected was sent every other device's retained status and twins. Here a filter the
+        session does not hold sends nothing, and every retained message must pass RECEIVE filtering."""
+        topic_filter, requested_qos = subscription
+        held = [qos for holder, qos in list(self._subscriptions.get(topic_filter, ()))
+                if holder.client_id == session.client_id]
+        if not held:
+            return
+        qos = max(held[0], requested_qos)
+        tasks = []
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
+                continue
+            handler = self._get_handler(session)
+            if handler:
+                tasks.append(asyncio.ensure_future(
+                    handler.mqtt_publish(retained.topic, retained.data, min(qos, retained.qos or qos), retain=True)))
+        if tasks:
+            await asyncio.wait(tasks)

@@ -118,6 +118,16 @@ def record_telemetry(session: Session, device_id: str, telemetry: Telemetry) -> 
     return True
 
 
+def recent_telemetry(session: Session, device_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first: what the device last said about itself (fps, latency, counters)."""
+    get_device(session, device_id)  # 404 for an unknown device, not an empty list
+    rows = session.scalars(
+        sa.select(TelemetryRow).where(TelemetryRow.device_id == device_id)
+        .order_by(TelemetryRow.ts.desc(), TelemetryRow.id.desc()).limit(limit)
+    )
+    return [row.payload for row in rows]
+
+
 def touch(session: Session, device_id: str) -> bool:
     device = _active(session, device_id)
     if device is None:

@@ -89,3 +89,30 @@ def test_device_cannot_leave_a_last_will_on_another_devices_topic(fleet: Fleet) 
     assert forged.connect().is_failure
     own = fleet.peer(a, a, fleet.passwords[a], will=(p.status_topic(a), b"offline"))
     assert not own.connect().is_failure
+
+
+def test_a_connecting_device_gets_no_retained_message_of_another_device(fleet: Fleet) -> None:
+    """amqtt 0.12.1 sends, at every CONNECT, the retained messages of every filter ANY client holds (the
+    server's `edgefleet/v1/+/status` included) without asking the topic plug-in; GuardedBroker does not."""
+    a, b = fleet.device("a"), fleet.device("b")
+    server = fleet.as_server()
+    server.subscribe(f"{p.TOPIC_ROOT}/+/status", f"{p.TOPIC_ROOT}/+/twin/reported")
+    peer_a = fleet.as_device(a)
+    peer_a.publish(p.status_topic(a), b"a is online", retain=True)
+    peer_a.publish(p.twin_reported_topic(a), b"a reports", retain=True)
+    server.expect(p.twin_reported_topic(a))  # both are retained in the broker by now
+    server.publish(p.twin_desired_topic(b), b"for b", retain=True)
+    peer_b = fleet.peer(b, b, fleet.passwords[b], clean=False)
+    assert not peer_b.connect().is_failure
+    peer_b.subscribe(*p.device_subscriptions(b))
+    assert peer_b.expect(p.twin_desired_topic(b)).payload == b"for b"  # its own retained twin does arrive
+    peer_b.close()
+    again = fleet.peer(b, b, fleet.passwords[b], clean=False)  # a persistent session's reconnect
+    assert not again.connect().is_failure
+    assert again.expect(p.twin_desired_topic(b)).payload == b"for b"
+    server.publish(p.cmd_topic(b, "after"), b"marker")
+    again.expect(p.cmd_topic(b, "after"))
+    assert set(again.topics()) == {p.twin_desired_topic(b), p.cmd_topic(b, "after")}
+    assert peer_b.topics() == [p.twin_desired_topic(b)]
+    for topic in (p.status_topic(a), p.twin_reported_topic(a), p.twin_desired_topic(b)):
+        server.publish(topic, b"", retain=True)  # clear what this test retained
