@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -35,3 +37,26 @@ def cameras_command(json_out: bool = False, *, context: Any = None, console: Con
         table.add_row(c.devnode, c.vendor or "-", c.model or "-", c.serial or "-", c.identity, ",".join(c.capabilities))
     console.print(table)
     return cameras
+
+
+def watch_cameras(
+    *, console: Console | None = None, monitor: Any = None, stop: threading.Event | None = None
+) -> None:
+    """Print cameras as they are plugged in and out until ``stop`` is set or Ctrl-C (``agent cameras --watch``)."""
+    from edge_agent.discovery.hotplug import HotplugWatcher
+
+    console = console or Console()
+    stop = stop or threading.Event()
+
+    def line(verb: str) -> Callable[[CameraInfo], None]:
+        return lambda c: console.print(f"{verb} {c.devnode}  {c.vendor or '-'} {c.model or '-'}  {c.identity}")
+
+    watcher = HotplugWatcher(line("added"), line("removed"), monitor).start()
+    console.print(f"watching for cameras (udev events from {watcher.source}); Ctrl-C to stop")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()

@@ -47,3 +47,25 @@ def test_json_output_carries_every_field():
     (camera,) = json.loads(output(c))
     assert camera["devnode"] == "/dev/video0" and camera["serial"] == "SN1" and camera["identity"] == "serial:SN1"
     assert camera["vendor"] == "Logitech, Inc." and camera["capabilities"] == ["capture"]
+
+
+def test_watch_prints_cameras_as_they_come_and_go():
+    import threading
+    import time
+
+    from edge_agent.discovery import DeviceEventQueue
+    from edge_agent.discovery.cli import watch_cameras
+
+    context = pyudev.Context()
+    events, stop, c = DeviceEventQueue(), threading.Event(), console()
+    events.push(synthetic_device(context, action="add", devnode="/dev/video6", serial="W1"))
+    events.push(synthetic_device(context, action="remove", devnode="/dev/video6", serial="W1"))
+    thread = threading.Thread(target=watch_cameras, kwargs={"console": c, "monitor": events, "stop": stop})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while "removed /dev/video6" not in output(c) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert "added /dev/video6" in output(c) and "removed /dev/video6" in output(c) and "serial:W1" in output(c)
+    assert not thread.is_alive()
