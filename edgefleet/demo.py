@@ -19,17 +19,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (CI logs, `| tee`) would otherwise be squeezed into 80 columns and the table truncated.
+console = Console(width=None if Console().is_terminal else 160)
 
 
 def _port_or_free(port: int) -> int:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
-            return port
         except OSError:
             s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+        return s.getsockname()[1]
 
 
 def _model_package(cache: Path, signing_key: Path, train: bool) -> Path:
