@@ -147,14 +147,13 @@ def agent_throughput(model_dir: Path, source: str, seconds: float, source_option
     """Results per second of the real pipeline (capture thread, preprocessing, async OpenVINO, post-processing,
     one counting sink) with its default settings, over ``seconds`` after a one-second warm-up."""
     from edgefleet.protocol import PipelineConfig
-    from edge_agent.backends import BackendOptions
     from edge_agent.runtime import build_pipeline
 
     manifest = _load(model_dir)
     count = [0]
     pipeline, selection = build_pipeline(model_dir, manifest, source, PipelineConfig(backend="openvino",
                                          device="CPU"), [lambda r: count.__setitem__(0, count[0] + 1)],
-                                         source_options=source_options, backend_options=BackendOptions())
+                                         source_options=source_options, fail_fast=True)
     pipeline.start()
     time.sleep(1.0)
     with CpuShare() as share:
