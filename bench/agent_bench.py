@@ -380,7 +380,7 @@ def markdown(s: dict) -> str:
         "beside them).", "",
         "| target | measured | goal | |", "|---|---|---|---|",
         f"| pipeline overhead: agent / benchmark_app, frames at input size, THROUGHPUT hint (agent {r0['agent_requests']}"
-        f" requests in {r0['agent_lanes']} lanes, benchmark_app {r0['benchmark_app_requests']}) | "
+        f" requests, {r0['agent_lanes']} feeder lane(s); benchmark_app {r0['benchmark_app_requests']}) | "
         f"{o['agent_fps']:.0f} / {o['benchmark_app_fps']:.0f} fps; **{o['ratio_per_available_core_median']:.2f}x** per "
         f"available core (raw {o['ratio_median']:.2f}x; CPU-ms per frame {o['agent_cpu_ms_per_frame']:.2f} vs "
         f"{o['benchmark_app_cpu_ms_per_frame']:.2f} = {o['cpu_efficiency_ratio_median']:.2f}x) | >= 0.9x | "
