@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,12 @@ def bench_digits(tmp: Path) -> dict:
     cmd = [str(exe), "train", "--data", "digits", "--cv", "5", "--out", str(tmp / "out"), "--signing-key",
            str(tmp / "keys" / "sign.pem"), "--json", "--quiet"]
     load_before = _load()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
     wall = time.perf_counter() - t
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"edgefleet train failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     s = json.loads(proc.stdout)
@@ -52,7 +56,7 @@ def bench_digits(tmp: Path) -> dict:
     q = s["quantization"]
     return {
         "command": " ".join(["edgefleet", *cmd[1:]]),
-        "wall_s": round(wall, 1), "pipeline_s": s["total_seconds"], "steps_s": s["steps_seconds"],
+        "wall_s": round(wall, 1), "cpu_s": round(cpu_s, 1), "pipeline_s": s["total_seconds"], "steps_s": s["steps_seconds"],
         "load_average_before": load_before, "load_average_after": _load(),
         "test_accuracy_pct": round(100 * s["test_accuracy"], 2),
         "cv_mean_pct": round(100 * cv["mean_accuracy"], 2), "cv_spread_points": round(100 * cv["spread"], 2),
@@ -146,8 +150,9 @@ def markdown(res: dict) -> str:
                   f"| INT8 delta within 1 point | " + ", ".join(f"{rt} {v['delta_points']:+.2f}" for rt, v in
                                                                  d["int8"].items()) +
                   f" | {_yes(-worst <= TARGETS['int8_delta_max_points'])} |",
-                  f"| whole run within 10 min on 2 cores | {d['wall_s']:.0f} s (load average before "
-                  f"{d['load_average_before']}) | {_yes(d['wall_s'] <= TARGETS['train_wall_max_s'])} |", "",
+                  f"| whole run within 10 min on 2 cores | {d['wall_s']:.0f} s wall, {d.get('cpu_s', '?')} s CPU "
+                  f"(load average before {d['load_average_before']}, after {d['load_average_after']}; a machine "
+                  f"shared with other work) | {_yes(d['wall_s'] <= TARGETS['train_wall_max_s'])} |", "",
                   "Step times (s): " + ", ".join(f"{k} {v}" for k, v in d["steps_s"].items()), ""]
     m = res.get("mobilenet")
     if m:
@@ -161,8 +166,9 @@ def markdown(res: dict) -> str:
         lines += ["", f"INT8 top-1 agreement with FP32 on 32 images: {m['agreement_with_fp32_pct']}. Sizes (MB): "
                   f"{m['sizes_mb']}. Quantization took {m['quantize_seconds']} s. Load average after: "
                   f"{m['load_average']}.", "",
-                  "The OpenVINO FP32 default runs in bf16 on this CPU; the f32 hint is exact FP32. The 0.6x target "
-                  "is met against exact FP32 and has to be read against bf16 too: see the two ratios.", ""]
+                  "The OpenVINO FP32 default runs in bf16 on this CPU (INFERENCE_PRECISION_HINT); the f32 hint is "
+                  "exact FP32. Both ratios are reported: the target is judged against exact FP32, and the bf16 "
+                  "row shows what INT8 gains over the CPU's own default.", ""]
     return "\n".join(lines)
 
 
@@ -178,6 +184,10 @@ def main() -> None:
 
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": host_info(args.threads),
                  "python": platform.python_version(), "targets": TARGETS}
+    previous = json.loads((RESULTS / "training.json").read_text()) if (RESULTS / "training.json").exists() else {}
+    for part, skipped in (("digits", args.skip_train), ("mobilenet", args.skip_latency)):
+        if skipped and part in previous:
+            res[part] = previous[part]  # keep the last measurement of the part not rerun
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_train:
             res["digits"] = bench_digits(Path(tmp) / "digits")
