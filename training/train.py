@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -41,13 +42,22 @@ class TrainConfig(BaseModel):
     optimizer: Literal["adamw", "sgd", "adam"] = "adamw"
     momentum: float = Field(0.9, ge=0, lt=1.0, description="SGD momentum")
     scheduler: Literal["cosine", "none"] = Field("cosine", description="learning-rate schedule over `epochs`")
-    loss: Literal["cross_entropy", "label_smoothing"] = "cross_entropy"
+    loss: Literal["cross_entropy", "label_smoothing"] = Field(
+        "label_smoothing", description="label smoothing (0.1) measured steadier across CV folds on digits")
     label_smoothing: float = Field(0.1, ge=0, lt=1.0, description="used when loss is label_smoothing")
-    patience: int = Field(10, ge=1, description="epochs without improvement of `monitor` before stopping")
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    patience: int = Field(15, ge=1, description="epochs without improvement of `monitor` before stopping")
+    monitor: Literal["val_loss", "val_acc"] = Field("val_acc", description=(
+        "what picks the best epoch and drives early stopping; with val_acc a later epoch wins a tie (it is further "
+        "along the schedule), which on digits' small validation sets beat picking the lowest validation loss"))
+    min_epochs: int | None = Field(None, ge=1, description=(
+        "epochs before early stopping starts counting; None = half of `epochs` with the cosine schedule (its "
+        "high-learning-rate phase makes validation loss noisy and stopping there was measured to cost accuracy), "
+        "else 1. The best epoch is still picked over all epochs."))
     seed: int = 0
     augment: bool = Field(True, description="small random shifts, rotations and scaling of training images")
-    num_threads: int = Field(2, ge=1, le=256, description="torch intra-op threads")
+    num_threads: int | None = Field(None, ge=1, le=256, description=(
+        "torch intra-op threads; None picks 1 for small inputs (<= 64x64), where extra threads only add "
+        "synchronisation (and are 5-20x slower on a busy 2-core box), else the CPU count up to 8"))
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
 
 
@@ -60,6 +70,12 @@ class TrainResult:
     config: TrainConfig | None = None
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_threads(cfg: TrainConfig, spec: InputSpec) -> int:
+    if cfg.num_threads is not None:
+        return cfg.num_threads
+    return 1 if spec.height * spec.width <= 64 * 64 else max(1, min(8, os.cpu_count() or 1))
 
 
 def seed_everything(seed: int) -> None:
@@ -122,7 +138,7 @@ def fit(cfg: TrainConfig, train: Dataset, val: Dataset, spec: InputSpec, *, prog
         raise DataError("training and validation sets have different class lists")
     if spec.channels != train.channels:
         raise ConfigError(f"input spec has {spec.channels} channels but the images have {train.channels}")
-    torch.set_num_threads(cfg.num_threads)
+    torch.set_num_threads(resolve_threads(cfg, spec))
     seed_everything(cfg.seed)
     started = time.perf_counter()
     device = torch.device(cfg.device)
@@ -137,6 +153,7 @@ def fit(cfg: TrainConfig, train: Dataset, val: Dataset, spec: InputSpec, *, prog
     history: list[dict[str, float]] = []
     best_state, best_epoch, best_score, bad_epochs = None, 0, -math.inf, 0
     stopped_early = False
+    min_epochs = cfg.min_epochs or (math.ceil(cfg.epochs / 2) if cfg.scheduler == "cosine" else 1)
     with _progress(progress) as bar:
         task = bar.add_task(f"train {cfg.arch}", total=cfg.epochs) if bar else None
         for epoch in range(1, cfg.epochs + 1):
@@ -164,10 +181,13 @@ def fit(cfg: TrainConfig, train: Dataset, val: Dataset, spec: InputSpec, *, prog
                    "lr": optimizer.param_groups[0]["lr"]}
             history.append(row)
             score = -val_loss if cfg.monitor == "val_loss" else val_acc
-            if score > best_score + 1e-6:
-                best_score, best_epoch, bad_epochs = score, epoch, 0
+            improved = score > best_score + 1e-9
+            if improved or (cfg.monitor == "val_acc" and score >= best_score - 1e-9):
+                best_score, best_epoch = max(score, best_score), epoch
                 best_state = copy.deepcopy(model.state_dict())
-            else:
+            if improved:
+                bad_epochs = 0
+            elif epoch > min_epochs:
                 bad_epochs += 1
             if bar is not None:
                 bar.update(task, advance=1, description=(f"train {cfg.arch} loss {row['train_loss']:.3f} "

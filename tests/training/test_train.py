@@ -25,7 +25,7 @@ def test_same_seed_same_weights_and_history(tiny_cfg: TrainConfig, tiny_split, t
 
 def test_history_has_one_row_per_epoch_and_best_weights_are_restored(tiny_cfg, tiny_split, tiny_spec) -> None:  # noqa: ANN001
     cfg = tiny_cfg.model_copy(update={"epochs": 4, "patience": 10, "optimizer": "sgd", "lr": 0.05,
-                                      "loss": "label_smoothing"})
+                                      "loss": "label_smoothing", "monitor": "val_loss"})
     result = fit(cfg, tiny_split.train, tiny_split.val, tiny_spec, progress=True)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert set(result.history[0]) >= {"train_loss", "val_loss", "val_acc"}
@@ -41,7 +41,17 @@ def test_early_stopping_ends_training_after_patience(tiny_cfg, tiny_split, tiny_
     cfg = tiny_cfg.model_copy(update={"epochs": 30, "patience": 2, "monitor": "val_acc", "lr": 1e-9,
                                       "scheduler": "none", "augment": False})
     result = fit(cfg, tiny_split.train, tiny_split.val, tiny_spec, progress=False)
-    assert result.stopped_early and len(result.history) == result.best_epoch + 2 < 30
+    accs = [h["val_acc"] for h in result.history]
+    last_gain = max(i for i, a in enumerate(accs, 1) if a > max(accs[:i - 1], default=-1))
+    assert result.stopped_early and len(result.history) == last_gain + 2 < 30
+
+
+def test_with_val_acc_the_latest_of_equally_accurate_epochs_is_kept(tiny_cfg, tiny_split, tiny_spec) -> None:  # noqa: ANN001
+    cfg = tiny_cfg.model_copy(update={"epochs": 6, "monitor": "val_acc"})
+    result = fit(cfg, tiny_split.train, tiny_split.val, tiny_spec, progress=False)
+    accs = [h["val_acc"] for h in result.history]
+    assert result.best_epoch == max(i for i, a in enumerate(accs, 1) if a == max(accs))
+    assert evaluate(result.model, tiny_split.val, tiny_spec)[1] == pytest.approx(max(accs))
 
 
 def test_config_rejects_unknown_and_out_of_range_settings() -> None:
