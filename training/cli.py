@@ -94,7 +94,10 @@ def train_command(
     registry: Annotated[Optional[Path], typer.Option("--registry", help="also add both packages to this local "
                                                                         "registry directory")] = None,
     bench_runs: Annotated[int, typer.Option("--bench-runs", help="timed runs per runtime configuration")] = 100,
-    threads: Annotated[int, typer.Option(help="CPU threads for training and benchmarks")] = 2,
+    threads: Annotated[int, typer.Option(help="inference threads for the latency benchmark")] = 2,
+    train_threads: Annotated[Optional[int], typer.Option("--train-threads", help="torch threads for training "
+                                                                                 "(default: chosen from the input "
+                                                                                 "size)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run summary as JSON on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
@@ -109,7 +112,8 @@ def train_command(
             study_storage=study_storage, study_name=study_name, seed=seed, image_size=image_size, name=name,
             version=version, signing_key=signing_key or signing_key_path(default_state_dir()),
             int8_threshold=int8_threshold, calibration_size=calibration_size, drop_mislabeled=drop_mislabeled,
-            registry=registry, bench_runs=bench_runs, threads=threads, progress=not quiet)
+            registry=registry, bench_runs=bench_runs, threads=threads, train_threads=train_threads,
+            progress=not quiet)
         return run_training(opts)
 
     with contextlib.redirect_stdout(sys.stderr):  # every progress bar to stderr: stdout is for --json alone

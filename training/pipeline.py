@@ -50,7 +50,9 @@ class TrainingOptions(BaseModel):
     drop_mislabeled: bool = False
     registry: Path | None = None
     bench_runs: int = Field(100, ge=5, description="timed batch-1 runs per runtime configuration")
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1, description="inference threads for the latency benchmark")
+    train_threads: int | None = Field(None, ge=1, description="torch threads for training; None: the TrainConfig "
+                                                               "default (chosen from the input size)")
     progress: bool = True
 
 
@@ -110,11 +112,11 @@ def _decoding(model: Any, x: np.ndarray) -> str:
 def _train_config(opts: TrainingOptions) -> Any:
     from training.train import TrainConfig
 
-    kw: dict[str, Any] = {"arch": opts.arch, "arch_params": dict(opts.arch_params), "seed": opts.seed,
-                          "num_threads": opts.threads}
-    for key in ("epochs", "batch_size", "lr"):
+    kw: dict[str, Any] = {"arch": opts.arch, "arch_params": dict(opts.arch_params), "seed": opts.seed}
+    for key, field_name in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"),
+                            ("train_threads", "num_threads")):
         if getattr(opts, key) is not None:
-            kw[key] = getattr(opts, key)
+            kw[field_name] = getattr(opts, key)
     return TrainConfig(**kw)
 
 
