@@ -197,7 +197,20 @@ def clean(dataset: Dataset, load_report: LoadReport | None = None, *, min_per_cl
                 "check_mislabels": check_mislabels, "seed": seed}
     report = CleaningReport(dataset.source, recs + _unreadable_records(load_report), group_of[kept_idx], settings,
                             notes)
-    return dataset.subset(kept_idx), report
+    return _without_empty_classes(dataset.subset(kept_idx), notes), report
+
+
+def _without_empty_classes(ds: Dataset, notes: list[str]) -> Dataset:
+    """Remove classes left without examples from ``class_names`` (so the model gets no dead outputs)."""
+    counts = np.bincount(ds.labels, minlength=ds.num_classes)
+    if counts.all():
+        return ds
+    keep = np.flatnonzero(counts)
+    for c in np.flatnonzero(counts == 0):
+        notes.append(f"class {ds.class_names[c]} removed from the label list: no examples left")
+    remap = np.full(ds.num_classes, -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    return Dataset(ds.images, remap[ds.labels], [ds.class_names[c] for c in keep], ds.ids, ds.source)
 
 
 def _from_load_report(recs: list[FileRecord], load_report: LoadReport, notes: list[str]) -> None:

@@ -115,7 +115,9 @@ def test_classes_under_the_minimum_are_dropped_and_listed(small_digits: Dataset)
     cleaned, report = clean(ds, min_per_class=5, check_mislabels=False)
     rare = report.with_finding("rare_class")
     assert len(rare) == 3 and all(r.label == "9" and r.action == "dropped" for r in rare)
-    assert 9 not in set(cleaned.labels.tolist())
+    assert cleaned.class_names == [str(i) for i in range(9)]  # no dead output for the dropped class
+    assert any("class 9 removed" in n for n in report.notes)
+    assert len(cleaned) == len(report.kept) == len(ds) - 3
 
 
 def test_markdown_and_json_list_each_file_with_its_action(planted: Path) -> None:
