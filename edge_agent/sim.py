@@ -21,7 +21,7 @@ import typer
 
 from edgefleet.protocol import PipelineConfig, Telemetry
 from edge_agent.agent import Agent
-from edge_agent.errors import SourceError
+from edge_agent.errors import BackendError, SourceError
 from edge_agent.postprocess.results import Classification, Result
 from edge_agent.state import AgentConfig
 
@@ -34,6 +34,22 @@ def check_sim_source(spec: str) -> None:
     """The simulator only has synthetic cameras: `synthetic` or `synthetic:<name>`."""
     if spec != "synthetic" and not spec.startswith("synthetic:"):
         raise SourceError(f"unknown camera source {spec!r} for a simulated device (use synthetic or synthetic:NAME)")
+
+
+def check_model_loads(model_dir: Path, manifest: Any) -> None:
+    """A simulated device still proves a delivered model loads (so A/B rollback is exercised for real): it opens
+    the package's ONNX file with onnxruntime, then classifies with its stand-in model."""
+    onnx_name = getattr(manifest.runtimes, "onnx", None)
+    if not onnx_name:
+        return
+    try:
+        import onnxruntime
+
+        onnxruntime.InferenceSession(str(model_dir / onnx_name), providers=["CPUExecutionProvider"])
+    except ImportError:
+        return
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise BackendError(f"model {manifest.name} {manifest.version} does not load: {exc}") from None
 
 
 class SyntheticPipeline:
@@ -133,6 +149,8 @@ class SimPipelineFactory:
         if config.backend not in (None, "numpy", "sim"):
             raise SourceError(f"backend {config.backend!r} is not available on a simulated device (use numpy)")
         labels = list(manifest.labels) if manifest is not None else SIM_LABELS
+        if manifest is not None and model_dir is not None:
+            check_model_loads(Path(model_dir), manifest)
         if config.max_fps is None:
             config = config.model_copy(update={"max_fps": self.fps})
         pipeline = SyntheticPipeline(camera, config, sinks, labels)

@@ -110,8 +110,8 @@ class FleetProbe:
         for topic in (protocol.status_topic(self.device_id), protocol.twin_desired_topic(self.device_id),
                       protocol.twin_reported_topic(self.device_id)):
             self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # leave the broker tidy
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture()
@@ -133,3 +133,71 @@ def device(agent_config: AgentConfig, state_dir: Path, probe: FleetProbe) -> Ite
     dev = SimulatedDevice(agent_config, state_dir, fps=20, event_min_interval_s=0.2).start()
     yield dev
     dev.stop()
+
+
+# Signed model packages -------------------------------------------------------------------------------------------
+
+def tiny_onnx_bytes() -> bytes:
+    """A real ONNX classifier over an 8x8 grey image (flatten + matmul to 3 classes)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.linspace(-1, 1, 192, dtype=np.float32).reshape(64, 3), "W")
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
+        "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])], initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@dataclass
+class PackageMaker:
+    """Signs packages with a fresh fleet key and drops them into a state dir's local package cache."""
+
+    workdir: Path
+
+    def __post_init__(self) -> None:
+        from models.signing import generate_private_key
+
+        self.key = generate_private_key()
+
+    def public_pem(self) -> str:
+        from models.signing import public_key_pem
+
+        return public_key_pem(self.key)
+
+    def trust(self, state: StateDir) -> None:
+        state.write_public(state.signing_key_path, self.public_pem())
+
+    def make(self, version: str, onnx: bytes | None = None, name: str = "tiny") -> Path:
+        from models.manifest import InputSpec, Manifest, Runtimes
+        from models.package import pack
+
+        src = self.workdir / f"src-{name}-{version}"
+        src.mkdir(parents=True, exist_ok=True)
+        (src / "model.onnx").write_bytes(tiny_onnx_bytes() if onnx is None else onnx)
+        manifest = Manifest(name=name, version=version, task="classification",
+                            input=InputSpec(shape=[1, 1, 8, 8], color_order="GRAY"), labels=["r", "g", "b"],
+                            runtimes=Runtimes(onnx="model.onnx"))
+        return pack(manifest, {"model.onnx": src / "model.onnx"}, self.workdir / "out", self.key)
+
+    def cache(self, state: StateDir, package: Path) -> protocol.ModelRef:
+        """Put ``package`` where the agent looks for it and return the desired-twin reference to it."""
+        import shutil
+
+        from models.package import file_sha256, read_manifest
+
+        sha = file_sha256(package)
+        state.packages_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(package, state.package_path(sha))
+        manifest = read_manifest(package)
+        return protocol.ModelRef(name=manifest.name, version=manifest.version, sha256=sha)
+
+
+@pytest.fixture()
+def packages(tmp_path: Path) -> PackageMaker:
+    pytest.importorskip("models.package")
+    return PackageMaker(tmp_path / "packages-work")
