@@ -200,6 +200,10 @@ class Agent:
             logging.getLogger("edge_agent").removeHandler(self._log_handler)
             self._log_handler.close()
 
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Block until the broker has acknowledged the subscriptions (commands and twins will now arrive)."""
+        return self.link.subscribed.wait(timeout)
+
     def run_forever(self) -> None:
         """Run until :meth:`stop` is called (run_cli wires SIGINT/SIGTERM to it)."""
         self._stop.wait()

@@ -68,6 +68,7 @@ class MqttLink:
         self.on_disconnected: list[Callable[[], None]] = []
         self.on_published: list[Callable[[int], None]] = []
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker acknowledged our subscriptions: commands will arrive
         self.rejected = 0
         self.connects = 0
         self._client = self._make_client()
@@ -92,6 +93,7 @@ class MqttLink:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = lambda *args: self.subscribed.set()
         return client
 
     # lifecycle --------------------------------------------------------------------------------
@@ -112,6 +114,7 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
+        self.subscribed.clear()
 
     def kill(self) -> None:
         """Drop the connection without a goodbye, as a crash or a pulled cable would (the Last Will fires)."""
@@ -120,6 +123,7 @@ class MqttLink:
         if sock is not None:
             sock.close()
         self.connected.clear()
+        self.subscribed.clear()
 
     # publishing -------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
@@ -142,6 +146,7 @@ class MqttLink:
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was:
             log.warning("%s disconnected: %s", self.device_id, reason_code)
         for hook in list(self.on_disconnected):

@@ -131,6 +131,7 @@ def device(agent_config: AgentConfig, state_dir: Path, probe: FleetProbe) -> Ite
     """A started simulated device (the real agent code, synthetic camera and numpy model)."""
     write_state(state_dir, agent_config)
     dev = SimulatedDevice(agent_config, state_dir, fps=20, event_min_interval_s=0.2).start()
+    assert dev.wait_ready(10)
     yield dev
     dev.stop()
 
