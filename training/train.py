@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
 
     arch: str = Field("tiny_cnn", description="architecture name from training.architectures.ARCHITECTURES")
     arch_params: dict[str, Any] = Field(default_factory=dict, description="extra architecture keywords, e.g. width_mult")
-    epochs: int = Field(40, ge=1, le=10_000, description="maximum epochs (early stopping may end sooner)")
+    epochs: int = Field(60, ge=1, le=10_000, description="maximum epochs (early stopping may end sooner)")
     batch_size: int = Field(64, ge=1, le=65_536)
     lr: float = Field(3e-3, gt=0, le=10.0, description="peak learning rate")
     weight_decay: float = Field(1e-4, ge=0, le=1.0)
