@@ -120,7 +120,8 @@ def test_dropped_messages_are_reported_in_telemetry_and_an_outbox_event(mosquitt
     dev = SimulatedDevice(config, tmp_path / "dev")
     dev.init_outbox()
     for i in range(15):  # produced while nothing delivers
-        dev.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(config.device_id), b"{}")
+        old = protocol.Telemetry(device_id=config.device_id, frames_captured=i)
+        dev.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(config.device_id), old.encode())
     dev.outbox.close()
     probe = FleetProbe(config.device_id, mosquitto_port)
     dev = SimulatedDevice(config, tmp_path / "dev").start()
