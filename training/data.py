@@ -41,6 +41,8 @@ class Dataset:
             raise DataError(f"images must be (N, H, W, C) uint8, got {self.images.shape} {self.images.dtype}")
         if not (len(self.images) == len(self.labels) == len(self.ids)):
             raise DataError("images, labels and ids must have the same length")
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise DataError(f"labels must lie in 0..{len(self.class_names) - 1} (one per class name)")
 
     def __len__(self) -> int:
         return len(self.labels)

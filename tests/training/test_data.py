@@ -117,3 +117,13 @@ def test_subset_keeps_class_names_and_ids(small_digits: Dataset) -> None:
     sub = small_digits.subset([5, 1])
     assert sub.ids == [small_digits.ids[5], small_digits.ids[1]]
     assert sub.class_names == small_digits.class_names and len(sub) == 2
+
+
+def test_inconsistent_arrays_are_rejected_when_a_dataset_is_built() -> None:
+    images = np.zeros((2, 8, 8, 1), np.uint8)
+    with pytest.raises(DataError, match="labels must lie"):
+        Dataset(images, np.array([0, 2]), ["a", "b"], ["x", "y"])
+    with pytest.raises(DataError, match="same length"):
+        Dataset(images, np.array([0]), ["a", "b"], ["x", "y"])
+    with pytest.raises(DataError, match="uint8"):
+        Dataset(images.astype(np.float32), np.array([0, 1]), ["a", "b"], ["x", "y"])
