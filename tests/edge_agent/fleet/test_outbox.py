@@ -124,8 +124,9 @@ def test_dropped_messages_are_reported_in_telemetry_and_an_outbox_event(mosquitt
         dev.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(config.device_id), old.encode())
     dev.outbox.close()
     probe = FleetProbe(config.device_id, mosquitto_port)
-    dev = SimulatedDevice(config, tmp_path / "dev").start()
+    dev = SimulatedDevice(config, tmp_path / "dev", event_min_interval_s=3600).start()
     try:
+        assert dev.wait_ready()
         snapshot = dev.publish_telemetry()
         assert snapshot.outbox_dropped >= 5  # the 5 above, plus any the running device has pushed out since
         outbox_event = probe.last(protocol.events_topic(config.device_id), lambda d: d["kind"] == "outbox")
