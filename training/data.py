@@ -8,9 +8,11 @@ malformed CSV, no readable image at all).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,19 +217,8 @@ def _load_csv(path: Path, image_size: int | None) -> tuple[Dataset, LoadReport]:
 def _assemble(entries: list[tuple[Path, str]], class_names: list[str], source: str,
               image_size: int | None) -> tuple[Dataset, LoadReport]:
     report = LoadReport(source=source, files_seen=len(entries))
-    decoded: list[tuple[str, str, np.ndarray]] = []
-    for file, label in entries:
-        if file.suffix.lower() not in IMAGE_SUFFIXES and file.exists():
-            report.unreadable.append(FileIssue(str(file), f"not an image file type ({file.suffix or 'no suffix'})"))
-            continue
-        if not file.exists():
-            report.unreadable.append(FileIssue(str(file), "file not found"))
-            continue
-        img, reason = read_image(file)
-        if img is None:
-            report.unreadable.append(FileIssue(str(file), reason))
-        else:
-            decoded.append((str(file), label, img))
+    with _quiet_opencv():  # decoder errors go into the report, not as log spam on stderr
+        decoded = _decode_all(entries, report)
     if not decoded:
         raise DataError(f"{source}: no readable images ({len(report.unreadable)} unreadable)")
     channels = _common_channels([img for _, _, img in decoded])
@@ -251,6 +242,37 @@ def _assemble(entries: list[tuple[Path, str]], class_names: list[str], source: s
     labels = np.array([index[label] for _, label, _ in decoded], dtype=np.int64)
     ds = Dataset(np.stack(images).astype(np.uint8), labels, list(class_names), [f for f, _, _ in decoded], source)
     return ds, report
+
+
+def _decode_all(entries: list[tuple[Path, str]], report: LoadReport) -> list[tuple[str, str, np.ndarray]]:
+    decoded = []
+    for file, label in entries:
+        if not file.exists():
+            report.unreadable.append(FileIssue(str(file), "file not found"))
+            continue
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            report.unreadable.append(FileIssue(str(file), f"not an image file type ({file.suffix or 'no suffix'})"))
+            continue
+        img, reason = read_image(file)
+        if img is None:
+            report.unreadable.append(FileIssue(str(file), reason))
+        else:
+            decoded.append((str(file), label, img))
+    return decoded
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:
+        yield
+        return
+    old = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(old)
 
 
 def _common_channels(images: list[np.ndarray]) -> int:
