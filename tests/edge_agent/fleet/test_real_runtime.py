@@ -1,0 +1,43 @@
+"""The fleet agent over the real runtime (edge_agent.runtime: camera source + onnxruntime), not the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgefleet import protocol
+from edgefleet.protocol import PipelineConfig, TwinDesired
+from edge_agent.agent import Agent
+from tests.edge_agent.fleet.conftest import write_state
+
+
+@pytest.fixture()
+def real_agent(agent_config, state_dir: Path, probe) -> Iterator[Agent]:
+    pytest.importorskip("edge_agent.runtime")
+    write_state(state_dir, agent_config.model_copy(update={"source": "synthetic:64x48@30"}))
+    agent = Agent(agent_config.model_copy(update={"source": "synthetic:64x48@30"}), state_dir,
+                  event_min_interval_s=0.2).start()
+    assert agent.wait_ready()
+    yield agent
+    agent.stop()
+
+
+def test_agent_without_a_model_reports_itself_idle_until_one_is_desired(real_agent, probe, packages, agent_config):
+    dev = agent_config.device_id
+    reported = probe.last(protocol.twin_reported_topic(dev))
+    assert reported["model"] is None and reported["last_error"] is None
+    packages.trust(real_agent.state)
+    ref = packages.cache(real_agent.state, packages.make("1"))
+    probe.desire(TwinDesired(revision=1, model=ref,
+                             pipeline=PipelineConfig(backend="onnxruntime", telemetry_interval_s=0.25,
+                                                     score_threshold=0.0)))
+    reported = probe.last(protocol.twin_reported_topic(dev), lambda d: d["desired_revision"] == 1)
+    assert reported["last_error"] is None, reported["last_error"]
+    assert reported["backend"] == "onnxruntime" and reported["device"] == "CPU"
+    assert reported["slot"] == "A"
+    t = probe.last(protocol.telemetry_topic(dev), lambda d: d["frames_inferred"] > 5, timeout=20)
+    assert t["model_name"] == "tiny" and t["backend"] == "onnxruntime" and t["inference_ms_p50"] is not None
+    event = probe.last(protocol.events_topic(dev), lambda d: d["kind"] == "classification")
+    assert event["data"]["results"][0]["label"] in ("r", "g", "b")
