@@ -6,7 +6,7 @@ fall back and preprocess the same way."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,21 @@ def load_selected(model_dir: Path, manifest: Manifest, config: PipelineConfig,
 def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config: PipelineConfig,
                    sinks: Sequence[Sink], *, source_options: dict[str, Any] | None = None,
                    backend_options: BackendOptions | None = None, fail_fast: bool = False,
-                   drop_frames: bool | None = None, opencv_threads: int | None = 1) -> tuple[Pipeline, Selection]:
+                   drop_frames: bool | None = None, opencv_threads: int | None = 1,
+                   on_camera_event: Callable[[Any], None] | None = None,
+                   camera_options: dict[str, Any] | None = None) -> tuple[Pipeline, Selection]:
     """Camera + backend + pre/post-processing + sinks, not started yet.
 
     ``fail_fast`` opens the source now so a wrong path or URL is an immediate SourceError (the CLI); without it
     the capture thread opens it and keeps retrying (the fleet agent, where a camera may come back).
     ``opencv_threads`` sets OpenCV's own thread pool for the process (None leaves it): the pipeline already runs
     its stages on threads of its own, and OpenCV splitting a 224x224 blob over a pool costs more than it saves
-    (221 us with 2 threads against 86 us with 1 here, while the inference streams want those cores)."""
+    (221 us with 2 threads against 86 us with 1 here, while the inference streams want those cores).
+    A local camera (`/dev/videoN`, `usb:N`, `serial:S`) in the fleet agent (no ``fail_fast``) runs under a
+    :class:`~edge_agent.discovery.CameraManager`: when udev says it was unplugged the pipeline waits and
+    ``on_camera_event`` hears about it, and when the same serial comes back it resumes without a restart."""
     from edge_agent.capture import CaptureThread
-    from edge_agent.sources import open_source
+    from edge_agent.sources import open_source, plugin_for
 
     if model_dir is None or manifest is None:
         raise ConfigError("no model to run: install a model package first")
@@ -74,5 +79,12 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
     except BaseException:
         source.close()
         raise
-    capture = CaptureThread(source, drop_frames=drop_frames)
+    if not fail_fast and plugin_for(source_spec) == "v4l2":
+        from edge_agent.discovery import CameraManager
+
+        source.close()  # the manager opens the camera by its udev identity, now and after every re-plug
+        capture = CameraManager(source_spec, on_event=on_camera_event, drop_frames=drop_frames,
+                                **(camera_options or {}))
+    else:
+        capture = CaptureThread(source, drop_frames=drop_frames)
     return Pipeline(capture, model, preprocessor, postprocessor, sinks, max_fps=config.max_fps), selection

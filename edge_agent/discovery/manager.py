@@ -118,6 +118,19 @@ class CameraManager:
         assert self.capture is not None, "start() first"
         return self.capture.stats()
 
+    # what the pipeline reads from a capture, so a CameraManager can stand in for a CaptureThread
+    @property
+    def captured(self) -> int:
+        return self.capture.captured if self.capture else 0
+
+    @property
+    def dropped(self) -> int:
+        return self.capture.dropped if self.capture else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.capture.finished if self.capture else False
+
     def get_latest(self, timeout: float, after_index: int | None = None) -> Frame | None:
         assert self.capture is not None, "start() first"
         return self.capture.get_latest(timeout, after_index)
