@@ -101,7 +101,6 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._log_handler: logging.Handler | None = None
-        self._reported_dropped = 0
 
     # start-up, in order ------------------------------------------------------------------------
     def start(self) -> "Agent":
@@ -133,7 +132,6 @@ class Agent:
     def init_outbox(self) -> None:
         self.state.ensure()
         self.outbox = Outbox(self.state.outbox_path, max_messages=self.config.outbox_max_messages)
-        self._reported_dropped = self.outbox.dropped
 
     def init_telemetry(self) -> None:
         self.collector = TelemetryCollector(self.config.device_id)
@@ -259,11 +257,11 @@ class Agent:
 
     def publish_telemetry(self) -> Telemetry:
         """Take a snapshot now and queue it (also the telemetry thread's tick)."""
-        dropped = self.outbox.dropped
-        if dropped > self._reported_dropped:
-            self.emit_event(Event(kind="outbox", message=f"outbox full: {dropped - self._reported_dropped} "
-                                  f"message(s) dropped", data={"dropped_total": dropped}))
-            self._reported_dropped = dropped
+        dropped, reported = self.outbox.dropped, self.outbox.drops_reported
+        if dropped > reported:
+            self.outbox.mark_drops_reported(dropped)
+            self.emit_event(Event(kind="outbox", message=f"outbox full: {dropped - reported} message(s) dropped",
+                                  data={"dropped_total": dropped, "dropped_since_last_report": dropped - reported}))
         model = self.twin.model
         selection = self.host.selection
         snapshot = self.collector.snapshot(

@@ -79,22 +79,24 @@ class Outbox:
         with self._lock:
             cur = self._db.execute("INSERT INTO outbox(kind, topic, payload, retain) VALUES (?, ?, ?, ?)",
                                    (kind, topic, bytes(payload), int(retain)))
-            self._enforce_bound()
+            self._enforce_bound(int(cur.lastrowid))
             self._wake.notify_all()
             return int(cur.lastrowid)
 
-    def _enforce_bound(self) -> None:
-        excess = self.depth - self.max_messages
+    def _enforce_bound(self, newest: int) -> None:
+        """Drop the oldest telemetry, then the oldest events, never a message in flight (it is already on its way
+        and does not count against the bound) nor the one just written."""
+        excess = self.depth - len(self._inflight) - self.max_messages
         if excess <= 0:
             return
-        inflight = set(self._inflight.values())
+        keep = set(self._inflight.values()) | {newest}
         dropped = 0
         for kind in (TELEMETRY, EVENT):
             if dropped >= excess:
                 break
             rows = self._db.execute("SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?",
-                                    (kind, excess - dropped + len(inflight))).fetchall()
-            victims = [r[0] for r in rows if r[0] not in inflight][: excess - dropped]
+                                    (kind, excess - dropped + len(keep))).fetchall()
+            victims = [r[0] for r in rows if r[0] not in keep][: excess - dropped]
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(v,) for v in victims])
             dropped += len(victims)
         if dropped:
@@ -113,6 +115,18 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
             return int(row[0]) if row else 0
+
+    @property
+    def drops_reported(self) -> int:
+        """How many of the drops the agent has already announced with an outbox event (persisted too)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped_reported'").fetchone()
+            return int(row[0]) if row else 0
+
+    def mark_drops_reported(self, total: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO counters(name, value) VALUES ('dropped_reported', ?) "
+                             "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (total,))
 
     def pending(self) -> list[OutboxMessage]:
         with self._lock:
