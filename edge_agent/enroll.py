@@ -134,7 +134,7 @@ def enroll(server_url: str, token: str, state_dir: Path, *, name: str | None = N
 
 
 def enroll_command(
-    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. http://127.0.0.1:8700"),
+    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. http://127.0.0.1:8080"),
     token: str = typer.Option(..., "--token", help="One-time enrollment token from `edgefleet token create`"),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Agent state dir (default ~/.edgefleet/agent)"),
     name: str | None = typer.Option(None, "--name", help="A human name for this device"),

@@ -190,7 +190,7 @@ def enroll_simulated(server: str, token: str, root: Path, count: int, *, prefix:
 
 def sim_command(
     devices: int = typer.Option(3, "--devices", "-n", min=1, help="How many simulated devices"),
-    server: str = typer.Option("http://127.0.0.1:8700", "--server", help="Fleet server URL"),
+    server: str = typer.Option("http://127.0.0.1:8080", "--server", help="Fleet server URL"),
     token: str = typer.Option(..., "--token", help="Enrollment token with at least --devices uses"),
     duration: float = typer.Option(0.0, "--duration", help="Seconds to run; 0 runs until Ctrl-C"),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where the devices keep their state"),
