@@ -11,7 +11,6 @@ import logging
 import queue
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from edge_agent.mqtt_client import BrokerSettings, MqttLink
 from edge_agent.outbox import EVENT, TELEMETRY, Outbox
 from edge_agent.slots import ModelSlots
 from edge_agent.state import AgentConfig, StateDir
-from edge_agent.telemetry import TelemetryCollector
+from edge_agent.telemetry import EventGate, TelemetryCollector
 from edge_agent.twin import TwinManager
 
 log = logging.getLogger(__name__)
@@ -35,50 +34,6 @@ def runtime_pipeline_factory(model_dir, manifest, source_spec, config, sinks):
     from edge_agent.runtime import build_pipeline
 
     return build_pipeline(model_dir, manifest, source_spec, config, sinks)
-
-
-class EventGate:
-    """Turns inference results into events: over ``score_threshold`` -> detection/classification, top score
-    under ``low_confidence_below`` -> low_confidence; at most one event per kind per ``min_interval_s``."""
-
-    def __init__(self, min_interval_s: float = 1.0) -> None:
-        self.min_interval_s = min_interval_s
-        self._last: dict[str, float] = {}
-        self.suppressed = 0
-
-    def events(self, result: Any, config: protocol.PipelineConfig, camera: str) -> list[Event]:
-        items = list(getattr(result, "results", ()) or ())
-        if not items:
-            return []
-        out: list[Event] = []
-        top = max(float(getattr(i, "score", 0.0)) for i in items)
-        hits = [i for i in items if float(getattr(i, "score", 0.0)) >= config.score_threshold]
-        frame = {"frame_index": getattr(result, "frame_index", None),
-                 "latency_ms": getattr(result, "latency_ms", None)}
-        if hits:
-            kind = "detection" if hasattr(hits[0], "box") else "classification"
-            data = {**frame, "results": [_item(i) for i in hits[: config.top_k]]}
-            out.append(Event(kind=kind, camera_id=camera, message=f"{hits[0].label} {hits[0].score:.2f}",
-                             data=data))
-        if top < config.low_confidence_below:
-            out.append(Event(kind="low_confidence", camera_id=camera, message=f"top score {top:.2f}",
-                             data={**frame, "results": [_item(i) for i in items[: config.top_k]]}))
-        return [e for e in out if self._allow(e.kind)]
-
-    def _allow(self, kind: str) -> bool:
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.min_interval_s:
-            self.suppressed += 1
-            return False
-        self._last[kind] = now
-        return True
-
-
-def _item(item: Any) -> dict[str, Any]:
-    out = {"label": getattr(item, "label", None), "score": round(float(getattr(item, "score", 0.0)), 4)}
-    if hasattr(item, "box"):
-        out["box"] = [round(float(v), 1) for v in item.box]
-    return out
 
 
 class Agent:

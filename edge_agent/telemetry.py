@@ -1,4 +1,4 @@
-"""Telemetry snapshots (DESIGN.md 5): pipeline counters and timings plus what the machine says about itself.
+"""Telemetry snapshots (DESIGN.md 5) and result events: what the device tells the fleet about its work.
 
 Counters are cumulative since the agent started, so the fleet can alert on silence (a counter that stops
 moving) instead of inferring it from rates.
@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from edgefleet.protocol import Telemetry
+from edgefleet import protocol
+from edgefleet.protocol import Event, Telemetry
 from edge_agent.host import PipelineStats
 
 log = logging.getLogger(__name__)
@@ -71,3 +73,47 @@ class TelemetryCollector:
             temperature_c=read_temperature(), outbox_depth=outbox_depth, outbox_dropped=outbox_dropped,
             uptime_s=round(self.uptime_s(), 3),
         )
+
+
+class EventGate:
+    """Turns inference results into events: over ``score_threshold`` -> detection/classification, top score
+    under ``low_confidence_below`` -> low_confidence; at most one event per kind per ``min_interval_s``."""
+
+    def __init__(self, min_interval_s: float = 1.0) -> None:
+        self.min_interval_s = min_interval_s
+        self._last: dict[str, float] = {}
+        self.suppressed = 0
+
+    def events(self, result: Any, config: protocol.PipelineConfig, camera: str) -> list[Event]:
+        items = list(getattr(result, "results", ()) or ())
+        if not items:
+            return []
+        out: list[Event] = []
+        top = max(float(getattr(i, "score", 0.0)) for i in items)
+        hits = [i for i in items if float(getattr(i, "score", 0.0)) >= config.score_threshold]
+        frame = {"frame_index": getattr(result, "frame_index", None),
+                 "latency_ms": getattr(result, "latency_ms", None)}
+        if hits:
+            kind = "detection" if hasattr(hits[0], "box") else "classification"
+            data = {**frame, "results": [_item(i) for i in hits[: config.top_k]]}
+            out.append(Event(kind=kind, camera_id=camera, message=f"{hits[0].label} {hits[0].score:.2f}",
+                             data=data))
+        if top < config.low_confidence_below:
+            out.append(Event(kind="low_confidence", camera_id=camera, message=f"top score {top:.2f}",
+                             data={**frame, "results": [_item(i) for i in items[: config.top_k]]}))
+        return [e for e in out if self._allow(e.kind)]
+
+    def _allow(self, kind: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.min_interval_s:
+            self.suppressed += 1
+            return False
+        self._last[kind] = now
+        return True
+
+
+def _item(item: Any) -> dict[str, Any]:
+    out = {"label": getattr(item, "label", None), "score": round(float(getattr(item, "score", 0.0)), 4)}
+    if hasattr(item, "box"):
+        out["box"] = [round(float(v), 1) for v in item.box]
+    return out

@@ -29,8 +29,7 @@ class TwinManager:
     :meth:`apply_pipeline_changes`, and every outcome is published with :meth:`report`."""
 
     def __init__(self, host: PipelineHost, state: StateDir, slots: ModelSlots | None, *, default_camera: str,
-                 publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None],
-                 fixed_model: SlotInfo | None = None) -> None:
+                 publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None]) -> None:
         self.host = host
         self.state = state
         self.slots = slots
@@ -39,7 +38,7 @@ class TwinManager:
         self.applied = state.load_applied() or AppliedState(camera=default_camera)
         if self.applied.camera is None:
             self.applied = self.applied.model_copy(update={"camera": default_camera})
-        self.model: SlotInfo | None = fixed_model or (slots.active() if slots else None)
+        self.model: SlotInfo | None = slots.active() if slots else None
         self.last_error: str | None = None
         self.rejected = 0
         self._lock = threading.RLock()

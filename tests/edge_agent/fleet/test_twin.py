@@ -100,9 +100,11 @@ def test_malformed_desired_and_command_payloads_are_rejected_counted_and_reporte
     probe.publish(protocol.twin_desired_topic(dev), b'{"v": 1, "revision": "many"}', retain=True)
     probe.publish(protocol.cmd_topic(dev, "bad1"), b"\xff\xfe not json")
     probe.publish(protocol.cmd_topic(dev, "bad2"), b'{"v": 1, "name": "Ping!"}')
-    errors = probe.wait_for(lambda ms: [m.json() for m in ms if m.topic == protocol.events_topic(dev)
-                                        and m.json()["kind"] == "error"][:3] if len(
-        [m for m in ms if m.topic == protocol.events_topic(dev) and m.json()["kind"] == "error"]) >= 3 else None)
+    def errors(messages):
+        found = [m.json() for m in messages if m.topic == protocol.events_topic(dev) and m.json()["kind"] == "error"]
+        return found if len(found) >= 3 else None
+
+    errors = probe.wait_for(errors, what="three error events")
     text = " ".join(e["message"] for e in errors)
     assert "TwinDesired" in text and "not UTF-8" in text and "Command" in text
     reported = probe.last(protocol.twin_reported_topic(dev), lambda d: (d["last_error"] or "").startswith("rejected"))
