@@ -36,6 +36,16 @@ def runtime_pipeline_factory(model_dir, manifest, source_spec, config, sinks):
     return build_pipeline(model_dir, manifest, source_spec, config, sinks)
 
 
+def _check_runtime_source(spec: str) -> None:
+    """Parse a camera spec the way the runtime will (raises SourceError); nothing is opened."""
+    from edge_agent.sources import open_source
+
+    open_source(spec)
+
+
+runtime_pipeline_factory.check_source = _check_runtime_source
+
+
 class Agent:
     """One device. ``start()`` returns once everything runs; ``stop()`` says goodbye (offline, retained)."""
 

@@ -158,6 +158,9 @@ class PipelineHost:
     def _switch_to(self, spec: RunSpec) -> None:
         self._stop_current()
         if spec.model_dir is None and spec.manifest is None and not getattr(self.factory, "needs_no_model", False):
+            check = getattr(self.factory, "check_source", None)
+            if check is not None:
+                check(spec.camera)  # refuse a bad camera now, not when the first model arrives
             self._running = _Running(spec)  # nothing to run until a model arrives; still "applied"
             return
         pipeline, selection = self.factory(spec.model_dir, spec.manifest, spec.camera, spec.config, self.sinks)

@@ -41,3 +41,11 @@ def test_agent_without_a_model_reports_itself_idle_until_one_is_desired(real_age
     assert t["model_name"] == "tiny" and t["backend"] == "onnxruntime" and t["inference_ms_p50"] is not None
     event = probe.last(protocol.events_topic(dev), lambda d: d["kind"] == "classification")
     assert event["data"]["results"][0]["label"] in ("r", "g", "b")
+
+
+def test_unsupported_camera_is_refused_even_before_a_model_arrives(real_agent, probe, agent_config):
+    dev = agent_config.device_id
+    probe.desire(TwinDesired(revision=1, camera="ftp://camera.example/stream"))
+    reported = probe.last(protocol.twin_reported_topic(dev), lambda d: d["desired_revision"] == 1)
+    assert "ftp://" in reported["last_error"]
+    assert reported["camera"] == "synthetic:64x48@30"
