@@ -8,6 +8,7 @@ pipeline rebuild cannot starve keep-alives; every handler failure is logged and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 import queue
 import subprocess
 import threading
@@ -29,21 +30,24 @@ log = logging.getLogger(__name__)
 AGENT_VERSION = "0.1.0"
 
 
-def runtime_pipeline_factory(model_dir, manifest, source_spec, config, sinks):
-    """The real pipeline (camera + inference backend) from edge_agent.runtime, imported only when used."""
-    from edge_agent.runtime import build_pipeline
+class RuntimePipelineFactory:
+    """The real pipeline (camera + inference backend) from edge_agent.runtime, imported only when used.
+    ``on_camera_event`` hears hot-plug news (a local camera unplugged or back) so the agent can report it."""
 
-    return build_pipeline(model_dir, manifest, source_spec, config, sinks)
+    def __init__(self, on_camera_event: Callable[[Any], None] | None = None) -> None:
+        self.on_camera_event = on_camera_event
 
+    def __call__(self, model_dir, manifest, source_spec, config, sinks):  # noqa: ANN001, ANN204
+        from edge_agent.runtime import build_pipeline
 
-def _check_runtime_source(spec: str) -> None:
-    """Parse a camera spec the way the runtime will (raises SourceError); nothing is opened."""
-    from edge_agent.sources import open_source
+        return build_pipeline(model_dir, manifest, source_spec, config, sinks, on_camera_event=self.on_camera_event)
 
-    open_source(spec)
+    @staticmethod
+    def check_source(spec: str) -> None:
+        """Parse a camera spec the way the runtime will (raises SourceError); nothing is opened."""
+        from edge_agent.sources import open_source
 
-
-runtime_pipeline_factory.check_source = _check_runtime_source
+        open_source(spec)
 
 
 class Agent:
@@ -54,7 +58,7 @@ class Agent:
                  event_min_interval_s: float = 1.0) -> None:
         self.config = config
         self.state = StateDir(state_dir)
-        self.factory = pipeline_factory or runtime_pipeline_factory
+        self.factory = pipeline_factory or RuntimePipelineFactory(on_camera_event=self._on_camera_event)
         self.source = source or config.source
         self.agent_version = agent_version
         self.log_to_file = log_to_file
@@ -202,6 +206,10 @@ class Agent:
         self.twin.record_error(message)
 
     # outputs -----------------------------------------------------------------------------------
+    def _on_camera_event(self, camera_event: Any) -> None:
+        """A local camera was unplugged or came back (edge_agent.discovery): tell the fleet."""
+        self.emit_event(Event(**camera_event.as_event_fields()))
+
     def emit_event(self, event: Event) -> None:
         self.outbox.enqueue(EVENT, protocol.events_topic(self.config.device_id), event.encode())
 

@@ -104,6 +104,7 @@ class MqttLink:
 
     def stop(self, reason: str = "agent stopped", timeout: float = 3.0) -> None:
         """Say goodbye cleanly: a retained offline status, then disconnect (no Last Will on a clean exit)."""
+        self._stopping = True
         if self.connected.is_set():
             offline = protocol.Status(state="offline", agent_version=self.agent_version, reason=reason)
             info = self._client.publish(protocol.status_topic(self.device_id), offline.encode(), qos=1, retain=True)
@@ -148,7 +149,8 @@ class MqttLink:
         self.connected.clear()
         self.subscribed.clear()
         if was:
-            log.warning("%s disconnected: %s", self.device_id, reason_code)
+            level = logging.INFO if getattr(self, "_stopping", False) else logging.WARNING
+            log.log(level, "%s disconnected: %s", self.device_id, reason_code)
         for hook in list(self.on_disconnected):
             self._safely(hook)
 

@@ -49,3 +49,15 @@ def test_unsupported_camera_is_refused_even_before_a_model_arrives(real_agent, p
     reported = probe.last(protocol.twin_reported_topic(dev), lambda d: d["desired_revision"] == 1)
     assert "ftp://" in reported["last_error"]
     assert reported["camera"] == "synthetic:64x48@30"
+
+
+def test_hot_plug_news_from_the_runtime_reaches_the_fleet_as_a_camera_event(real_agent, probe, agent_config):
+    from edge_agent.discovery import CameraEvent
+
+    assert real_agent.factory.on_camera_event == real_agent._on_camera_event  # the runtime reports to the agent
+    real_agent.factory.on_camera_event(CameraEvent("camera_removed", "serial:CAM-A",
+                                                   "camera serial:CAM-A removed (/dev/video3)",
+                                                   {"devnode": "/dev/video3", "serial": "CAM-A"}))
+    event = probe.last(protocol.events_topic(agent_config.device_id), lambda d: d["kind"] == "camera")
+    assert event["camera_id"] == "serial:CAM-A" and event["data"]["serial"] == "CAM-A"
+    assert "removed" in event["message"]
