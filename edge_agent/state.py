@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgefleet.files import atomic_write
 from edgefleet.paths import default_state_dir
 from edgefleet.protocol import PipelineConfig
 from edge_agent.errors import ConfigError
@@ -33,23 +33,6 @@ LOG_NAME = "agent.log"
 def resolve_state_dir(state_dir: Path | None) -> Path:
     """``--state-dir`` when given, else ``<default state dir>/agent``."""
     return Path(state_dir).expanduser() if state_dir else default_state_dir() / "agent"
-
-
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AgentConfig(BaseModel):

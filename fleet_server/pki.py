@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgefleet.files import atomic_write
 from fleet_server.errors import CsrInvalid
 
 CA_DAYS = 3650
@@ -28,13 +29,8 @@ def _now() -> dt.datetime:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file readable only by its owner (created 0600, never world-readable even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write a secret file readable only by its owner (0600 from the first byte), atomically."""
+    atomic_write(path, data, 0o600)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -9,14 +9,14 @@ SubjectPublicKeyInfo beside it (``<stem>.pub.pem``).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edgefleet.files import atomic_write
 from models.errors import SignatureError
 
 PublicKeyLike = Ed25519PublicKey | Ed25519PrivateKey | str | bytes | Path
@@ -52,30 +52,6 @@ def key_id(public_key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:KEY_ID_HEX_CHARS]
 
 
-def _write_atomic(path: Path, data: bytes, mode: int, *, exclusive: bool) -> bool:
-    """Write ``data`` to ``path`` through a temp file. With ``exclusive`` an existing file wins (returns False),
-    so two processes creating the key at once end up sharing one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-            tmp = ""
-        return True
-    finally:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-
-
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     path = Path(path)
     try:
@@ -96,12 +72,12 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_atomic(path, private_key_pem(generate_private_key()), 0o600, exclusive=True)
+        atomic_write(path, private_key_pem(generate_private_key()), 0o600, exclusive=True)
     key = load_private_key(path)
     pub_path = public_key_path_for(path)
     pem = public_key_pem(key).encode("ascii")
     if not pub_path.exists() or pub_path.read_bytes() != pem:
-        _write_atomic(pub_path, pem, 0o644, exclusive=False)
+        atomic_write(pub_path, pem, 0o644, exclusive=False)
     return key
 
 
