@@ -150,3 +150,15 @@ def create_scratch_database(admin_url: str) -> tuple[str, callable]:
         engine.dispose()
 
     return url, drop
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.01):
+    """Poll ``predicate`` until it returns something truthy and return that; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

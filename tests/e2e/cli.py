@@ -7,29 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.services import free_port
+from tests.services import free_port, wait_for
 
 EDGEFLEET = [sys.executable, "-m", "edgefleet"]
 
 
 def edgefleet(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*EDGEFLEET, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -6,7 +6,6 @@ import gc
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,9 @@ from edge_agent.sources import DeviceGone, FrameSource, SourceProperties, open_s
 from edge_agent.sources.video_file import VideoFileSource
 from tests.edge_agent.sources.videos import grey_level, write_video
 from tests.services import free_port
+from tests.services import wait_for as wait_until
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.01)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll for a condition; the timeout only bounds a hung test, it is not what the test checks."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.002)
 
 
 class StateLog:

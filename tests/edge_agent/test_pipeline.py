@@ -18,6 +18,7 @@ from edge_agent.preprocess import Preprocessor
 from edge_agent.runtime import build_pipeline
 from edge_agent.sources import open_source
 from tests.edge_agent.inference_fixtures import COLORS, color_model, conv_model  # noqa: F401
+from tests.services import wait_for
 
 
 class Collect:
@@ -30,13 +31,6 @@ class Collect:
         self.results.append(result)
         if self.stop_after and len(self.results) >= self.stop_after:
             self.enough.set()
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])

@@ -15,15 +15,9 @@ from edgefleet.protocol import Event, PipelineConfig
 from tests.edge_agent.discovery.test_manager import SyntheticCameras
 from tests.edge_agent.discovery.udev_devices import DeviceListContext, synthetic_device
 from tests.edge_agent.inference_fixtures import color_model  # noqa: F401
+from tests.services import wait_for
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.05)
-
-
-def wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_an_unplugged_camera_pauses_the_pipeline_and_its_return_resumes_it(color_model):

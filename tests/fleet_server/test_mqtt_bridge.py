@@ -19,7 +19,8 @@ from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.thread import BrokerThread
 from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles, parse_url
 from tests import services
-from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id, wait_until
+from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id
+from tests.services import wait_for as wait_until
 
 SHA = "a" * 64
 

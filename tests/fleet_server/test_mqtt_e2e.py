@@ -14,7 +14,8 @@ from edgefleet import protocol as p
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
 from tests.fleet_server.conftest import make_csr
-from tests.fleet_server.mqtt_device import SimDevice, clear_retained, wait_for
+from tests.fleet_server.mqtt_device import SimDevice, clear_retained
+from tests.services import wait_for
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])

@@ -15,16 +15,9 @@ from edge_agent.sources import FrameSource
 from edge_agent.sources.synthetic import SyntheticSource
 from edgefleet.protocol import Event
 from tests.edge_agent.discovery.udev_devices import DeviceListContext, synthetic_device
+from tests.services import wait_for as wait_until
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.05)
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.005)
 
 
 class SyntheticCameras:

@@ -4,7 +4,6 @@ answers (CONNACK, SUBACK, PUBACK, messages) instead of sleeping."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +17,6 @@ TIMEOUT = 10.0
 def unique_id(suffix: str) -> str:
     """A device id no other test run uses (tests share the machine's Mosquitto)."""
     return f"t{uuid.uuid4().hex[:10]}-{suffix}"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.embedded import DEFAULT_PORT, BrokerError, EmbeddedBroker
 from fleet_server.broker.thread import BrokerThread
 from tests.fleet_server.broker.conftest import Fleet
-from tests.fleet_server.broker.peers import Peer, wait_until
+from tests.fleet_server.broker.peers import Peer
+from tests.services import wait_for as wait_until
 from tests.services import free_port, port_open
 
 CREDS = StaticCredentials("server", "pw", {"dev-a": "pa"})

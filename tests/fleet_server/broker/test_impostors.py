@@ -13,7 +13,7 @@ import pytest
 
 from edgefleet import protocol as p
 from tests.fleet_server.broker.conftest import Fleet
-from tests.fleet_server.broker.peers import wait_until
+from tests.services import wait_for as wait_until
 
 
 def _queued(read: Callable, device: str) -> int:
