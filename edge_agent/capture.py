@@ -1,8 +1,9 @@
-"""The capture thread: reads a source as fast as it delivers and keeps only the newest frame.
+"""The capture thread: reads a source as fast as it delivers and hands frames on through a FrameBuffer.
 
-A slow consumer therefore sees fresh frames and the capture counts what it replaced (``dropped``) instead of
-queueing latency. Sources that are not live (files, un-paced test patterns) are read lossless by default: the
-thread waits for the consumer instead of decoding frames nobody will see. Errors reconnect with exponential
+For a live camera only the newest frame is kept, so a slow consumer sees fresh frames and the capture counts
+what it replaced (``dropped``) instead of queueing latency. Sources that are not live (files, un-paced test
+patterns) are read lossless by default: a few frames ahead, then the thread waits for the consumer instead of
+decoding frames nobody will see. Errors reconnect with exponential
 backoff and jitter; a vanished camera waits for its device (hot-plug calls ``pause_for_device``/``resume``)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_agent.errors import EndOfStream, SourceError
+from edge_agent.frame_buffer import FrameBuffer
 from edge_agent.sources.base import DeviceGone, Frame, FrameSource, SourceProperties
 
 log = logging.getLogger(__name__)
@@ -105,15 +107,13 @@ class CaptureThread:
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
         self._state = S.IDLE
-        self._latest: Frame | None = None
-        self._latest_taken = True
-        self._captured = self._delivered = self._dropped = self._reconnects = 0
+        self._frames = FrameBuffer(self._cond)
+        self._reconnects = 0
         self._next_index = 0
         self._last_error: str | None = None
         self._stop = threading.Event()
         self._pause_reason: str | None = None
         self._resume: tuple[FrameSource | None, str] | None = None
-        self._lossless = False
         self._paused_by_hotplug = False
         self._failed_since_open = False
         self._resume_reason = ""
@@ -130,15 +130,15 @@ class CaptureThread:
 
     @property
     def captured(self) -> int:
-        return self._captured
+        return self._frames.captured
 
     @property
     def dropped(self) -> int:
-        return self._dropped
+        return self._frames.dropped
 
     @property
     def delivered(self) -> int:
-        return self._delivered
+        return self._frames.delivered
 
     @property
     def reconnects(self) -> int:
@@ -155,8 +155,8 @@ class CaptureThread:
 
     def stats(self) -> CaptureStats:
         with self._cond:
-            pending = 0 if self._latest_taken else 1
-            return CaptureStats(self._captured, self._delivered, self._dropped, pending, self._reconnects,
+            f = self._frames
+            return CaptureStats(f.captured, f.delivered, f.dropped, f.pending, self._reconnects,
                                 self._state.value, self._last_error)  # fmt: skip
 
     def start(self) -> CaptureThread:
@@ -185,22 +185,11 @@ class CaptureThread:
         self.stop()
 
     def get_latest(self, timeout: float, after_index: int | None = None) -> Frame | None:
-        """The newest frame, once one newer than ``after_index`` exists; None on timeout or when the capture
-        finished without such a frame."""
-        deadline = time.monotonic() + timeout
+        """The next frame newer than ``after_index`` (live: the newest; otherwise the next in order); with no
+        ``after_index`` and nothing new, the newest again. None on timeout or when the capture finished and no
+        such frame is left."""
         with self._cond:
-            while True:
-                frame = self._latest
-                if frame is not None and (after_index is None or frame.index > after_index):
-                    if not self._latest_taken:
-                        self._latest_taken = True
-                        self._delivered += 1
-                        self._cond.notify_all()
-                    return frame
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._state in TERMINAL:
-                    return None
-                self._cond.wait(remaining)
+            return self._frames.take(timeout, after_index, lambda: self._state in TERMINAL)
 
     def pause_for_device(self, reason: str = "camera removed") -> None:
         """The camera vanished (hot-plug): release it and wait in ``waiting_for_device`` until :meth:`resume`."""
@@ -294,7 +283,7 @@ class CaptureThread:
 
     def _opened(self, props: SourceProperties) -> None:
         drop = self._drop_frames if self._drop_frames is not None else props.is_live
-        self._lossless = not drop
+        self._frames.lossless = not drop
         if self._failed_since_open:
             self._reconnects += 1
         self._failed_since_open = False
@@ -369,21 +358,11 @@ class CaptureThread:
             return None if self._paused_by_hotplug else "poll"
 
     def _publish(self, image: object, captured_at: float) -> None:
+        frame = Frame(image=image, index=self._next_index, captured_at=captured_at,  # type: ignore[arg-type]
+                      source_id=self._source.identity)
         with self._cond:
-            if self._lossless:
-                self._cond.wait_for(
-                    lambda: self._latest_taken or self._stop.is_set() or self._pause_reason is not None
-                )
-                if self._stop.is_set() or self._pause_reason is not None:
-                    return  # not counted: it was never captured for anyone
-            if not self._latest_taken:
-                self._dropped += 1
-            self._latest = Frame(image=image, index=self._next_index, captured_at=captured_at,  # type: ignore[arg-type]
-                                 source_id=self._source.identity)  # fmt: skip
-            self._next_index += 1
-            self._latest_taken = False
-            self._captured += 1
-            self._cond.notify_all()
+            if self._frames.put(frame, lambda: self._stop.is_set() or self._pause_reason is not None):
+                self._next_index += 1
 
     def _close_source(self) -> None:
         try:

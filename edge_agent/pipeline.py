@@ -210,10 +210,12 @@ class Pipeline:
     def _feed(self, lane: int) -> None:
         try:
             while not self._stop.is_set():
-                with self._lock:
-                    stage = self._stage
-                    self._feeder_generation[lane] = self._generation
-                    self._lock.notify_all()
+                generation = self._generation  # read before the stage: swap() writes the stage first
+                stage = self._stage
+                if self._feeder_generation[lane] != generation:  # a swap waits for this; no lock per frame
+                    with self._lock:
+                        self._feeder_generation[lane] = generation
+                        self._lock.notify_all()
                 frame = self._feed_one(stage, lane)
                 if frame is None and self.capture.finished:
                     break

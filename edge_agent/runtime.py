@@ -65,7 +65,6 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
         import cv2
 
         cv2.setNumThreads(opencv_threads)
-    preprocessor = Preprocessor(manifest.input)
     postprocessor = build_postprocessor(manifest, top_k=config.top_k)
     source = open_source(source_spec, **(source_options or {}))
     props = source.open() if fail_fast else None
@@ -73,12 +72,13 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
         # A second feeder thread pays off only when preprocessing is real work (a resize); for frames already at
         # the input size one feeder over all requests keeps the streams busier (measured: ~15% more fps).
         at_size = props is not None and (props.width, props.height) == (manifest.input.width, manifest.input.height)
-        backend_options = BackendOptions(lanes=1 if at_size else None)
+        backend_options = BackendOptions(lanes=1 if at_size else None, embed_preprocessing=True)
     try:
         model, selection = load_selected(model_dir, manifest, config, backend_options)
     except BaseException:
         source.close()
         raise
+    preprocessor = Preprocessor(model.input_spec)  # the backend may have taken over all but the resize
     if not fail_fast and plugin_for(source_spec) == "v4l2":
         from edge_agent.discovery import CameraManager
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from models.manifest import Manifest
+from models.manifest import InputSpec, Manifest
 
 #: callback(userdata, outputs, inference_ms, error): outputs is None when error is set.
 DoneCallback = Callable[[Any, "list[np.ndarray] | None", float, "BaseException | None"], None]
@@ -43,6 +43,9 @@ class BackendOptions:
         return min(2, os.cpu_count() or 1) if self.performance == "throughput" else 1
     threads: int | None = None  # CPU threads; None lets the runtime choose
     exact_fp32: bool = False  # forbid reduced precision (OpenVINO CPU runs FP32 models in bf16 by default)
+    embed_preprocessing: bool = False  # let the runtime do colour order, mean/std and layout inside the model
+    # (OpenVINO's PrePostProcessor), so a request takes the resized uint8 BGR frame as it is: the pipeline's
+    # per-frame work shrinks to a resize or a copy; LoadedModel.input_spec says what a request takes
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class LoadedModel(ABC):
     lanes: int = 1
     input_shape: tuple[int, ...]
     input_dtype: np.dtype
+    input_spec: InputSpec  # what infer() and a slot's input take: the manifest's, or a raw frame's when embedded
 
     @abstractmethod
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]: ...

@@ -25,7 +25,7 @@ import numpy as np
 from edge_agent.backends import BACKENDS
 from edge_agent.backends.base import Backend, BackendOptions, DoneCallback, LoadedModel, Slot
 from edge_agent.errors import BackendError, DeviceUnavailable
-from models.manifest import Manifest
+from models.manifest import InputSpec, Manifest
 
 if importlib.util.find_spec("onnxruntime") is None:
     raise ImportError("onnxruntime is not installed")
@@ -104,14 +104,16 @@ class OnnxRuntimeBackend(Backend):
     def load(cls, model_dir: Path, manifest: Manifest, device: str, options: BackendOptions) -> LoadedModel:
         if manifest.runtimes.onnx is None:
             raise BackendError(f"package {manifest.name} has no ONNX model for onnxruntime")
-        return OnnxRuntimeModel(model_dir / manifest.runtimes.onnx, device, options)
+        return OnnxRuntimeModel(model_dir / manifest.runtimes.onnx, device, options, manifest.input)
 
 
 class OnnxRuntimeModel(LoadedModel):
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, device: str, options: BackendOptions) -> None:
+    def __init__(self, path: Path, device: str, options: BackendOptions, input_spec: InputSpec) -> None:
         import onnxruntime as ort
+
+        self.input_spec = input_spec  # the package's own: onnxruntime has no preprocessing to fold in
 
         cores = os.cpu_count() or 1
         in_flight = options.requests or options.streams or (1 if options.performance == "latency" else min(2, cores))

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.preprocess import LETTERBOX_FILL, Preprocessor, geometry
+from edge_agent.preprocess import LETTERBOX_FILL, Preprocessor, frame_spec, geometry
 from models.manifest import InputSpec
 
 
@@ -141,3 +141,17 @@ def test_one_preprocessor_serves_several_threads(frame):
     for t in threads:
         t.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+@pytest.mark.parametrize("size", [(24, 32), (96, 128), (48, 64)])  # shrink, enlarge, same size
+def test_frame_spec_only_resizes_into_the_callers_buffer(frame, resize, size):
+    """What a request takes once the runtime normalises inside: the frame at the model's size, uint8 BGR."""
+    spec = _spec("RGB", "NCHW", resize=resize).model_copy(update={"shape": [1, 3, *size]})
+    raw = frame_spec(spec)
+    assert (raw.height, raw.width, raw.layout, raw.color_order, raw.dtype) == (*size, "NHWC", "BGR", "uint8")
+    pre = Preprocessor(raw)
+    buf = pre.new_buffer()
+    assert pre(frame, out=buf) is buf
+    np.testing.assert_array_equal(buf, reference(frame, raw))
+    assert pre.geometry(64, 48) == geometry(spec, 64, 48)  # results map back to the frame the same way

@@ -134,3 +134,43 @@ def test_provider_lists_put_cpu_last():
         ("OpenVINOExecutionProvider", {"device_type": "NPU"}), "CPUExecutionProvider"]
     assert providers_for("AUTO", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert sorted(BACKENDS.keys()) == ["onnxruntime", "openvino"]
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_openvino_folds_preprocessing_into_the_model_with_the_same_result(conv_model, color):
+    from edge_agent.preprocess import Preprocessor, frame_spec
+    from models.manifest import InputSpec
+
+    directory, manifest = conv_model
+    spec = InputSpec(shape=[1, 3, 32, 32], color_order=color, scale=1 / 255, mean=[0.485, 0.456, 0.406],
+                     std=[0.229, 0.224, 0.225])
+    manifest = manifest.model_copy(update={"input": spec})
+    host = load_model(directory, manifest, Selection("openvino", "CPU", "test"), EXACT)
+    folded = load_model(directory, manifest, Selection("openvino", "CPU", "test"),
+                        BackendOptions(exact_fp32=True, embed_preprocessing=True))
+    try:
+        assert folded.input_spec == frame_spec(spec)
+        assert folded.input_shape == (1, 32, 32, 3) and folded.input_dtype == np.uint8
+        frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        (want,) = host.infer(Preprocessor(spec)(frame))
+        (got,) = folded.infer(Preprocessor(folded.input_spec)(frame))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        assert np.abs(want).sum() > 0
+    finally:
+        host.close()
+        folded.close()
+
+
+def test_grey_models_and_onnxruntime_keep_the_packages_own_input(conv_model):
+    import openvino as ov
+
+    from edge_agent.backends.openvino_runtime import embed_preprocessing
+    from models.manifest import InputSpec
+
+    grey = InputSpec(shape=[1, 1, 8, 8], color_order="GRAY")
+    assert embed_preprocessing(ov.Model([], [], "empty"), grey) is grey  # OpenCV's rounding grey, as training
+    directory, manifest = conv_model
+    model = load_model(directory, manifest, Selection("onnxruntime", "CPU", "test"),
+                       BackendOptions(embed_preprocessing=True))
+    assert model.input_spec == manifest.input
+    model.close()

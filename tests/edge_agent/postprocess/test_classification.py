@@ -39,3 +39,18 @@ def test_output_size_that_does_not_match_labels_is_an_error(make_manifest):
     decode = build_postprocessor(make_manifest("softmax", ["a", "b", "c"]))
     with pytest.raises(ValueError, match="4 scores for 3 labels"):
         decode([np.zeros((1, 4))], None)
+
+
+@pytest.mark.parametrize("always_softmax", [True, False])
+def test_short_outputs_decode_in_python_exactly_as_the_numpy_path(always_softmax):
+    from edge_agent.postprocess.classification import decode_small, is_distribution, softmax, top_k
+
+    rng = np.random.default_rng(3)
+    labels = [f"c{i}" for i in range(12)]
+    cases = [rng.normal(0, 3, 12), np.full(12, 0.5), rng.dirichlet(np.ones(12)), np.r_[np.full(6, 2.0), np.zeros(6)]]
+    for scores in cases:
+        probs = softmax(scores) if always_softmax or not is_distribution(scores) else scores
+        want = top_k(probs, labels, 5)
+        got = decode_small(scores.tolist(), labels, 5, always_softmax, 0.0)
+        assert [c.index for c in got] == [c.index for c in want]  # ties: lower index first on both
+        np.testing.assert_allclose([c.score for c in got], [c.score for c in want], rtol=1e-12)
