@@ -78,7 +78,9 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
     except BaseException:
         source.close()
         raise
-    preprocessor = Preprocessor(model.input_spec)  # the backend may have taken over all but the resize
+    live = props.is_live if props is not None else getattr(source, "realtime", True)
+    # the backend may have taken over all but the resize; a live camera's resize may use a second core
+    preprocessor = Preprocessor(model.input_spec, split_shrinks=live)
     if not fail_fast and plugin_for(source_spec) == "v4l2":
         from edge_agent.discovery import CameraManager
 

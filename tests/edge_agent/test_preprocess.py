@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.preprocess import LETTERBOX_FILL, Preprocessor, frame_spec, geometry
+from edge_agent.preprocess import LETTERBOX_FILL, Preprocessor, frame_spec, geometry, split_row
 from models.manifest import InputSpec
 
 
@@ -155,3 +155,20 @@ def test_frame_spec_only_resizes_into_the_callers_buffer(frame, resize, size):
     assert pre(frame, out=buf) is buf
     np.testing.assert_array_equal(buf, reference(frame, raw))
     assert pre.geometry(64, 48) == geometry(spec, 64, 48)  # results map back to the frame the same way
+
+
+@pytest.mark.parametrize("frame_size", [(480, 640), (720, 1280), (1080, 1920), (360, 640)])
+@pytest.mark.parametrize("out_size", [(224, 224), (300, 300), (112, 160)])
+def test_a_live_cameras_big_shrink_on_two_cores_is_bit_identical(frame_size, out_size):
+    """Two row bands, cut where INTER_AREA's output rows start exactly on an input row, equal one resize."""
+    image = np.random.default_rng(4).integers(0, 256, (*frame_size, 3), dtype=np.uint8)
+    spec = frame_spec(InputSpec(shape=[1, 3, *out_size]))
+    cut = split_row(frame_size[0], out_size[0])
+    assert cut is not None and 0 < cut[0] < out_size[0] and cut[1] * out_size[0] == cut[0] * frame_size[0]
+    split, whole = Preprocessor(spec, split_shrinks=True), Preprocessor(spec)
+    np.testing.assert_array_equal(split(image), whole(image))
+    np.testing.assert_array_equal(whole(image), reference(image, spec))
+
+
+def test_heights_without_an_exact_cut_are_not_split():
+    assert split_row(481, 224) is None  # 481 and 224 share no factor: no output row starts on an input row
