@@ -177,8 +177,10 @@ class Preprocessor:
         h, w = image.shape[:2]
         th, tw = into.shape[:2]
         interpolation = _interpolation(h, w, th, tw)
-        cut = split_row(h, th) if interpolation == cv2.INTER_AREA and h * w >= SPLIT_MIN_PIXELS else None
-        if cut is None or not self.split_shrinks or _CORES < 2 or not image.flags.c_contiguous:
+        splittable = (self.split_shrinks and _CORES > 1 and interpolation == cv2.INTER_AREA
+                      and h * w >= SPLIT_MIN_PIXELS and image.flags.c_contiguous)
+        cut = split_row(h, th) if splittable else None
+        if cut is None:
             return cv2.resize(image, (tw, th), dst=into, interpolation=interpolation)
         k, r = cut
         lower = self._pool().submit(cv2.resize, image[r:], (tw, th - k), dst=into[k:], interpolation=interpolation)

@@ -13,11 +13,10 @@ the inference threads instead of as a separate pass over the frame on the feeder
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import numpy as np
 import openvino as ov
