@@ -76,7 +76,7 @@ def build_model(out: Path) -> dict:
         torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(onnx_path), input_names=["image"],
                           output_names=["logits"], opset_version=17, dynamo=False)
     ov_model = ov.convert_model(str(onnx_path))
-    from edge_agent.preprocess import Preprocessor
+    from edge_agent.engine.preprocess import Preprocessor
     from models.manifest import InputSpec
 
     spec = InputSpec(shape=[1, 3, SIZE, SIZE], color_order="RGB", mean=MEAN, std=STD)
@@ -147,7 +147,7 @@ def agent_throughput(model_dir: Path, source: str, seconds: float, source_option
     """Results per second of the real pipeline (capture thread, preprocessing, async OpenVINO, post-processing,
     one counting sink) with its default settings, over ``seconds`` after a one-second warm-up."""
     from edgefleet.protocol import PipelineConfig
-    from edge_agent.runtime import build_pipeline
+    from edge_agent.engine.builder import build_pipeline
 
     manifest = _load(model_dir)
     count = [0]
@@ -205,8 +205,8 @@ def frame_costs(model_dir: Path, video: Path) -> dict:
     'inference', where the agent runs it)."""
     import cv2
 
-    from edge_agent.backends import BackendOptions, Selection, load_model
-    from edge_agent.preprocess import Preprocessor
+    from edge_agent.engine.backends import BackendOptions, Selection, load_model
+    from edge_agent.engine.preprocess import Preprocessor
 
     manifest = _load(model_dir)
     cv2.setNumThreads(1)  # as build_pipeline sets it for the agent
@@ -251,9 +251,9 @@ def naive_loop(model_dir: Path, video: Path, seconds: float) -> float:
     """One thread: read, preprocess, infer (sync), post-process, repeat."""
     import cv2
 
-    from edge_agent.backends import BackendOptions, Selection, load_model
-    from edge_agent.postprocess import build_postprocessor
-    from edge_agent.preprocess import Preprocessor
+    from edge_agent.engine.backends import BackendOptions, Selection, load_model
+    from edge_agent.engine.postprocess import build_postprocessor
+    from edge_agent.engine.preprocess import Preprocessor
 
     manifest = _load(model_dir)
     model = load_model(model_dir, manifest, Selection("openvino", "CPU", "naive"), BackendOptions(performance="latency"))

@@ -30,7 +30,7 @@ MOUNTS: dict[str, _Mount] = {
     "devices": _Mount("fleet_server.cli:devices_app", "server", "List, inspect and manage devices."),
     "apikey": _Mount("fleet_server.cli:apikey_app", "server", "Create and list API keys."),
     "agent": _Mount("edge_agent.cli:agent_app", "agent", "Run on a camera device: enroll, run, infer, cameras."),
-    "sim": _Mount("edge_agent.cli:sim_command", "agent", "Simulate N agents over real MQTT connections."),
+    "sim": _Mount("edge_agent.cli.sim:sim_command", "agent", "Simulate N agents over real MQTT connections."),
     "train": _Mount("training.cli:train_command", "training", "Train, assess, quantize and package a model."),
     "model": _Mount("edgefleet.model_cli:model_app", "agent", "Model packages: package, verify, bench, quantize."),
 }

@@ -104,8 +104,8 @@ def demo_command(
     train: bool = typer.Option(True, "--train/--no-train", help="Train the model on digits (else build a small one)"),
 ) -> None:
     """Run the whole system on embedded defaults: server, broker, trained model, agents with cameras."""
-    from edge_agent.agent import Agent
-    from edge_agent.enroll import enroll
+    from edge_agent.fleet.agent import Agent
+    from edge_agent.fleet.enroll import enroll
     from edgefleet import paths
     from fleet_server.server import start_server_in_thread
     from fleet_server.settings import ServerSettings

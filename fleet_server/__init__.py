@@ -1,1 +1,1 @@
-"""The fleet server: enrollment and PKI, device registry, twin, API keys, audit log, MQTT bridge and broker."""
+"""The fleet server: enrollment and PKI, device inventory, twin, API keys, audit log, MQTT bridge and broker."""

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from fleet_server.api import apikeys, audit, devices, enroll, errors, health, tokens, twin
 from fleet_server.ingest import Ingest
-from fleet_server.runtime import Fleet
+from fleet_server.fleet import Fleet
 from fleet_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
                   openapi_url="/openapi.json",
-                  description="Enrollment, device registry, twin, API keys and audit log of an edgefleet fleet.")
+                  description="Enrollment, device inventory, twin, API keys and audit log of an edgefleet fleet.")
     errors.install(app)
     for module in (enroll, tokens, devices, twin, apikeys, audit):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from edgefleet import paths
-from fleet_server.runtime import admin_key_path
+from fleet_server.fleet import admin_key_path
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
 from fleet_server.db import Database
 from fleet_server.metrics import FleetMetrics
-from fleet_server.services import registry
+from fleet_server.services import devices
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +34,19 @@ class Ingest:
             log.info("ignored %s from unknown or decommissioned device %s", kind, device_id)
 
     def on_status(self, device_id: str, status: Status) -> None:
-        self._apply("status", device_id, registry.record_status, status)
+        self._apply("status", device_id, devices.record_status, status)
 
     def on_reported(self, device_id: str, reported: TwinReported) -> None:
-        self._apply("reported", device_id, registry.record_reported, reported)
+        self._apply("reported", device_id, devices.record_reported, reported)
 
     def on_telemetry(self, device_id: str, telemetry: Telemetry) -> None:
-        self._apply("telemetry", device_id, registry.record_telemetry, telemetry)
+        self._apply("telemetry", device_id, devices.record_telemetry, telemetry)
 
     def on_event(self, device_id: str, event: Event) -> None:
-        self._apply("event", device_id, registry.touch)
+        self._apply("event", device_id, devices.touch)
 
     def on_command_reply(self, device_id: str, request_id: str, reply: CommandReply) -> None:
-        self._apply("command_reply", device_id, registry.touch)
+        self._apply("command_reply", device_id, devices.touch)
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
-        self._apply("ota_get", device_id, registry.touch)
+        self._apply("ota_get", device_id, devices.touch)

@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from fleet_server.app import create_app
-from fleet_server.runtime import Fleet, admin_key_path
+from fleet_server.fleet import Fleet, admin_key_path
 from fleet_server.settings import ServerSettings
 
 

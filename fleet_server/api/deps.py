@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from fleet_server.db import ApiKey
-from fleet_server.runtime import Fleet
+from fleet_server.fleet import Fleet
 from fleet_server.services import apikeys
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")

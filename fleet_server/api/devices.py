@@ -1,4 +1,4 @@
-"""The device registry: list and inspect (viewer), decommission (operator)."""
+"""The device inventory: list and inspect (viewer), decommission (operator)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
 from fleet_server.errors import InvalidInput
 from fleet_server.schemas import DeviceView
-from fleet_server.services import apikeys, registry
+from fleet_server.services import apikeys, devices
 from fleet_server.services.views import device_view
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -29,13 +29,13 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
 def list_devices(session: SessionDep, _key: ViewerKey,
                  tag: Annotated[list[str], Query(description="key=value; repeat to require several")] = [],  # noqa: B006
                  include_decommissioned: bool = False) -> list[DeviceView]:
-    devices = registry.list_devices(session, tags=parse_tags(tag), include_decommissioned=include_decommissioned)
-    return [device_view(d) for d in devices]
+    found = devices.list_devices(session, tags=parse_tags(tag), include_decommissioned=include_decommissioned)
+    return [device_view(d) for d in found]
 
 
 @router.get("/{device_id}", response_model=DeviceView)
 def get_device(device_id: str, session: SessionDep, _key: ViewerKey) -> DeviceView:
-    return device_view(registry.get_device(session, device_id))
+    return device_view(devices.get_device(session, device_id))
 
 
 @router.get("/{device_id}/telemetry", response_model=list[dict[str, Any]])
@@ -43,14 +43,14 @@ def device_telemetry(device_id: str, session: SessionDep, _key: ViewerKey,
                      limit: Annotated[int, Query(ge=1, le=10_000, description="newest first")] = 100
                      ) -> list[dict[str, Any]]:
     """The device's latest telemetry snapshots (DESIGN.md 5), newest first."""
-    return registry.recent_telemetry(session, device_id, limit=limit)
+    return devices.recent_telemetry(session, device_id, limit=limit)
 
 
 @router.delete("/{device_id}", response_model=DeviceView)
 def decommission(device_id: str, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> DeviceView:
     """Revoke the device's MQTT credentials and certificate (CRL), clear its retained desired twin, and keep
     its row marked decommissioned."""
-    device = registry.decommission(session, device_id, actor=apikeys.actor_of(key))
+    device = devices.decommission(session, device_id, actor=apikeys.actor_of(key))
     session.commit()
     fleet.after_decommission(device_id)
     return device_view(device)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
 from fleet_server.schemas import TwinPatch
-from fleet_server.services import apikeys, registry, twin
+from fleet_server.services import apikeys, devices, twin
 
 router = APIRouter(prefix="/devices/{device_id}/twin", tags=["twin"])
 
@@ -33,7 +33,7 @@ def _view(device: Any, published: bool | None = None) -> TwinView:
 
 @router.get("", response_model=TwinView)
 def get_twin(device_id: str, session: SessionDep, _key: ViewerKey) -> TwinView:
-    return _view(registry.get_device(session, device_id))
+    return _view(devices.get_device(session, device_id))
 
 
 @router.patch("", response_model=TwinView)
@@ -42,4 +42,4 @@ def patch_twin(device_id: str, body: TwinPatch, session: SessionDep, fleet: Flee
     twin.patch_twin(session, device_id, body, actor=apikeys.actor_of(key))
     session.commit()
     published = fleet.publish_desired(device_id)
-    return _view(registry.get_device(session, device_id), published)
+    return _view(devices.get_device(session, device_id), published)

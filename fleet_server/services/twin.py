@@ -11,7 +11,7 @@ from edgefleet.protocol import PipelineConfig, TwinDesired, TwinReported, config
 from fleet_server.errors import Conflict, InvalidInput
 from fleet_server.schemas import TwinPatch
 from fleet_server.services import audit
-from fleet_server.services.registry import get_device
+from fleet_server.services.devices import get_device
 
 
 def merge_desired(current: TwinDesired | None, patch: TwinPatch) -> TwinDesired:

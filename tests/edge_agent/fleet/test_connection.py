@@ -6,7 +6,7 @@ from edgefleet import protocol
 
 
 def test_online_status_and_reported_twin_are_retained(device, probe, agent_config, mosquitto_port):
-    from tests.edge_agent.fleet.conftest import FleetProbe
+    from tests.edge_agent.conftest import FleetProbe
 
     dev_id = agent_config.device_id
     probe.last(protocol.status_topic(dev_id), lambda d: d["state"] == "online")
@@ -33,8 +33,8 @@ def test_last_will_marks_device_offline_when_connection_dies(device, probe, agen
 
 
 def test_clean_stop_publishes_offline_status(agent_config, state_dir, probe):
-    from edge_agent.sim import SimulatedDevice
-    from tests.edge_agent.fleet.conftest import write_state
+    from edge_agent.fleet.sim import SimulatedDevice
+    from tests.edge_agent.conftest import write_state
 
     write_state(state_dir, agent_config)
     dev = SimulatedDevice(agent_config, state_dir).start()

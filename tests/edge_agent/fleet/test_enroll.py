@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edgefleet.protocol import EnrollRequest, EnrollResponse
-from edge_agent.enroll import enroll
+from edge_agent.fleet.enroll import enroll
 from edge_agent.errors import EnrollmentError
-from edge_agent.state import StateDir
+from edge_agent.fleet.state import StateDir
 from tests import services
 
 GOOD_TOKEN = "good-token-123"

@@ -18,10 +18,10 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol
-from edge_agent.enroll import generate_key_and_csr
-from edge_agent.sim import SimulatedDevice
+from edge_agent.fleet.enroll import generate_key_and_csr
+from edge_agent.fleet.sim import SimulatedDevice
 from tests import services
-from tests.edge_agent.fleet.conftest import make_config, write_state
+from tests.edge_agent.conftest import make_config, write_state
 
 
 def _cert(subject: str, public_key, issuer_key, issuer_name: x509.Name | None = None, *, ca: bool = False,

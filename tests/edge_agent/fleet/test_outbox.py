@@ -11,9 +11,9 @@ import pytest
 
 from edgefleet import protocol
 from edgefleet.protocol import Event
-from edge_agent.outbox import EVENT, TELEMETRY, Outbox
+from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from tests import services
-from tests.edge_agent.fleet.conftest import FleetProbe, make_config, write_state
+from tests.edge_agent.conftest import FleetProbe, make_config, write_state
 
 
 @pytest.fixture()
@@ -41,7 +41,7 @@ def _wait_down(link, timeout: float = 15.0) -> None:
 
 
 def test_messages_produced_during_an_outage_arrive_in_order_after_it(broker, tmp_path):
-    from edge_agent.sim import SimulatedDevice
+    from edge_agent.fleet.sim import SimulatedDevice
 
     config = make_config(broker.port, telemetry_interval_s=3600)
     write_state(tmp_path / "dev", config)
@@ -68,7 +68,7 @@ def test_messages_produced_during_an_outage_arrive_in_order_after_it(broker, tmp
 
 
 def test_outbox_survives_an_agent_restart(broker, tmp_path):
-    from edge_agent.sim import SimulatedDevice
+    from edge_agent.fleet.sim import SimulatedDevice
 
     config = make_config(broker.port, telemetry_interval_s=3600)
     write_state(tmp_path / "dev", config)
@@ -113,7 +113,7 @@ def test_bound_drops_oldest_telemetry_first_and_counts_it(tmp_path):
 
 
 def test_dropped_messages_are_reported_in_telemetry_and_an_outbox_event(mosquitto_port, tmp_path):
-    from edge_agent.sim import SimulatedDevice
+    from edge_agent.fleet.sim import SimulatedDevice
 
     config = make_config(mosquitto_port, telemetry_interval_s=3600, outbox_max_messages=10)
     write_state(tmp_path / "dev", config)

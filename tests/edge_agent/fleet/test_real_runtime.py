@@ -1,4 +1,4 @@
-"""The fleet agent over the real runtime (edge_agent.runtime: camera source + onnxruntime), not the simulator."""
+"""The fleet agent over the real runtime (edge_agent.engine.builder: camera source + onnxruntime), not the simulator."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 
 from edgefleet import protocol
 from edgefleet.protocol import PipelineConfig, TwinDesired
-from edge_agent.agent import Agent
-from tests.edge_agent.fleet.conftest import write_state
+from edge_agent.fleet.agent import Agent
+from tests.edge_agent.conftest import write_state
 
 
 @pytest.fixture()
 def real_agent(agent_config, state_dir: Path, probe) -> Iterator[Agent]:
-    pytest.importorskip("edge_agent.runtime")
+    pytest.importorskip("edge_agent.engine.builder")
     write_state(state_dir, agent_config.model_copy(update={"source": "synthetic:64x48@30"}))
     agent = Agent(agent_config.model_copy(update={"source": "synthetic:64x48@30"}), state_dir,
                   event_min_interval_s=0.2).start()
@@ -52,7 +52,7 @@ def test_unsupported_camera_is_refused_even_before_a_model_arrives(real_agent, p
 
 
 def test_hot_plug_news_from_the_runtime_reaches_the_fleet_as_a_camera_event(real_agent, probe, agent_config):
-    from edge_agent.discovery import CameraEvent
+    from edge_agent.engine.discovery import CameraEvent
 
     assert real_agent.factory.on_camera_event == real_agent._on_camera_event  # the runtime reports to the agent
     real_agent.factory.on_camera_event(CameraEvent("camera_removed", "serial:CAM-A",

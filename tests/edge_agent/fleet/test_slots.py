@@ -8,8 +8,9 @@ import pytest
 
 from edgefleet import protocol
 from edgefleet.protocol import PipelineConfig, TwinDesired
-from edge_agent.slots import ModelSlots, PackageError
-from edge_agent.state import StateDir
+from edge_agent.errors import ModelInstallError
+from edge_agent.fleet.slots import ModelSlots
+from edge_agent.fleet.state import StateDir
 
 
 @pytest.fixture()
@@ -48,17 +49,17 @@ def test_tampered_package_is_refused_and_active_slot_untouched(slots, packages, 
     data[at if at > 0 else len(data) // 2] ^= 0xFF
     tampered = tmp_path / "tampered.efpkg"
     tampered.write_bytes(bytes(data))
-    with pytest.raises(PackageError, match="refused model package"):
+    with pytest.raises(ModelInstallError, match="refused model package"):
         slots.install(tampered)
     assert slots.active().manifest.version == "1"
     assert not (slots.root / ".B.incoming").exists()
 
 
 def test_package_signed_by_another_key_is_refused(slots, packages, tmp_path):
-    from tests.edge_agent.fleet.conftest import PackageMaker
+    from tests.edge_agent.conftest import PackageMaker
 
     stranger = PackageMaker(tmp_path / "stranger").make("9")
-    with pytest.raises(PackageError, match="refused"):
+    with pytest.raises(ModelInstallError, match="refused"):
         slots.install(stranger)
     assert slots.active() is None
 
@@ -66,9 +67,9 @@ def test_package_signed_by_another_key_is_refused(slots, packages, tmp_path):
 def test_package_must_match_the_desired_reference(slots, packages, state):
     ref = packages.cache(state, packages.make("1"))
     wrong = ref.model_copy(update={"version": "2"})
-    with pytest.raises(PackageError, match="expected tiny 2"):
+    with pytest.raises(ModelInstallError, match="expected tiny 2"):
         slots.install(slots.locate(ref), expect=wrong)
-    with pytest.raises(PackageError, match="not available locally"):
+    with pytest.raises(ModelInstallError, match="not available locally"):
         slots.locate(ref.model_copy(update={"sha256": "0" * 64}))
 
 

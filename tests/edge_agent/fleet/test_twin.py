@@ -76,8 +76,8 @@ def test_missing_model_package_is_reported_and_pipeline_keeps_running(device, pr
 
 
 def test_applied_desired_state_survives_an_agent_restart(agent_config, state_dir, probe):
-    from edge_agent.sim import SimulatedDevice
-    from tests.edge_agent.fleet.conftest import write_state
+    from edge_agent.fleet.sim import SimulatedDevice
+    from tests.edge_agent.conftest import write_state
 
     write_state(state_dir, agent_config)
     pipeline = PipelineConfig(top_k=1, telemetry_interval_s=0.3)

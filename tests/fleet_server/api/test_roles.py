@@ -60,7 +60,7 @@ def test_keys_are_stored_hashed_and_shown_only_at_creation(api: Api) -> None:
 
 
 def test_the_first_admin_key_is_written_to_a_file_only_its_owner_reads(api: Api) -> None:
-    from fleet_server.runtime import admin_key_path
+    from fleet_server.fleet import admin_key_path
 
     path = admin_key_path(api.fleet.settings.state_dir)
     assert path.read_text().strip() == api.admin_key

@@ -1,0 +1,169 @@
+"""Applies desired twins and says what actually runs.
+
+A desired state changes the pipeline config, the camera and the model without restarting the agent. What
+cannot be applied (an unknown camera, a backend that will not load, a model package that is missing or
+tampered with) is refused with ``last_error`` in the reported twin while the previous pipeline keeps
+running. A new model goes through the A/B slots: install into the idle slot, switch, and roll back if the
+pipeline cannot load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from edgefleet import protocol
+from edgefleet.protocol import Event, ModelRef, PipelineConfig, TwinDesired, TwinReported
+from edge_agent.errors import AgentError, ConfigError
+from edge_agent.fleet.host import PipelineHost, RunSpec, selection_field
+from edge_agent.fleet.slots import ModelSlots, SlotInfo
+from edge_agent.fleet.state import AppliedState, StateDir
+
+log = logging.getLogger(__name__)
+
+
+class TwinManager:
+    """The agent's view of desired vs. running state; every change goes through :meth:`apply_desired` or
+    :meth:`apply_pipeline_changes`, and every outcome is published with :meth:`report`."""
+
+    def __init__(self, host: PipelineHost, state: StateDir, slots: ModelSlots | None, *, default_camera: str,
+                 publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None]) -> None:
+        self.host = host
+        self.state = state
+        self.slots = slots
+        self.publish_reported = publish_reported
+        self.emit_event = emit_event
+        self.applied = state.load_applied() or AppliedState(camera=default_camera)
+        if self.applied.camera is None:
+            self.applied = self.applied.model_copy(update={"camera": default_camera})
+        self.model: SlotInfo | None = slots.active() if slots else None
+        self.last_error: str | None = None
+        self.rejected = 0
+        self._lock = threading.RLock()
+
+    # current state ----------------------------------------------------------------------------
+    @property
+    def pipeline_config(self) -> PipelineConfig:
+        return self.applied.pipeline
+
+    @property
+    def camera(self) -> str:
+        return self.applied.camera or "synthetic"
+
+    def _spec(self, camera: str, config: PipelineConfig, model: SlotInfo | None) -> RunSpec:
+        return RunSpec(camera=camera, config=config, model_dir=model.path if model else None,
+                       manifest=model.manifest if model else None)
+
+    def start(self) -> None:
+        """Run what was applied last time (or the defaults); report a failure instead of raising."""
+        with self._lock:
+            try:
+                self.host.apply(self._spec(self.camera, self.pipeline_config, self.model))
+            except AgentError as exc:
+                self._error(f"pipeline did not start: {exc}")
+            self.report()
+
+    # changes ----------------------------------------------------------------------------------
+    def apply_desired(self, desired: TwinDesired) -> TwinReported:
+        with self._lock:
+            errors: list[str] = []
+            camera = desired.camera or self.camera
+            model = self.model
+            switched = False
+            if desired.model is not None and (model is None or model.ref != desired.model):
+                try:
+                    model, switched = self._prepare_model(desired.model), True
+                except AgentError as exc:
+                    errors.append(str(exc))
+            try:
+                self.host.apply(self._spec(camera, desired.pipeline, model))
+            except ConfigError as exc:
+                if not switched:
+                    errors.append(f"desired revision {desired.revision} refused: {exc}")
+                    return self._finish(desired.revision, errors, None)
+                errors.append(f"model {model.manifest.name} {model.manifest.version} failed to load: {exc}")
+                model = self._rollback()
+                try:
+                    self.host.apply(self._spec(camera, desired.pipeline, model))
+                except ConfigError as exc2:
+                    errors.append(f"desired revision {desired.revision} refused: {exc2}")
+                    return self._finish(desired.revision, errors, None)
+            if switched and model is not None and model is not self.model:
+                self.emit_event(Event(kind="model", message=f"now running {model.manifest.name} "
+                                      f"{model.manifest.version} from slot {model.slot}",
+                                      data={"sha256": model.package_sha256, "slot": model.slot}))
+            if camera != self.camera:
+                self.emit_event(Event(kind="camera", camera_id=camera, message=f"camera changed to {camera}"))
+            self.model = model
+            return self._finish(desired.revision, errors,
+                                AppliedState(desired_revision=desired.revision, pipeline=desired.pipeline,
+                                             camera=camera))
+
+    def apply_pipeline_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """A local change (the `set_config` command): same path and same refusal rules as a desired twin."""
+        with self._lock:
+            try:
+                config = PipelineConfig.model_validate({**self.pipeline_config.model_dump(), **changes})
+            except ValueError as exc:
+                raise ConfigError(f"invalid pipeline config: {exc}") from None
+            self.host.apply(self._spec(self.camera, config, self.model))
+            self.applied = self.applied.model_copy(update={"pipeline": config})
+            self.state.save_applied(self.applied)
+            self.report()
+            return {"pipeline": config.model_dump(mode="json"), "config_hash": protocol.config_hash(config)}
+
+    def _prepare_model(self, ref: ModelRef) -> SlotInfo:
+        if self.slots is None:
+            raise ConfigError("this agent runs a fixed model; it cannot switch models")
+        if self.model is not None and self.model.ref == ref:
+            return self.model
+        installed = self.slots.install(self.slots.locate(ref), expect=ref)
+        return self.slots.activate(installed.slot)
+
+    def _rollback(self) -> SlotInfo | None:
+        previous = self.slots.rollback() if self.slots else None
+        self.emit_event(Event(kind="model", message="new model failed; rolled back",
+                              data={"slot": previous.slot if previous else None}))
+        return previous
+
+    def _finish(self, revision: int, errors: list[str], applied: AppliedState | None) -> TwinReported:
+        if applied is not None:
+            self.applied = applied
+            self.state.save_applied(applied)
+        else:
+            self.rejected += 1
+            self.applied = self.applied.model_copy(update={"desired_revision": revision})
+        if errors:
+            self._error("; ".join(errors))
+        else:
+            self.last_error = None
+        return self.report()
+
+    def _error(self, message: str) -> None:
+        log.warning("%s", message)
+        self.last_error = message[:1000]
+        self.emit_event(Event(kind="error", message=self.last_error))
+
+    def record_error(self, message: str) -> None:
+        """Something outside the twin went wrong (a malformed message); report it in the twin too."""
+        with self._lock:
+            self.last_error = message[:1000]
+            self.report()
+
+    # reporting --------------------------------------------------------------------------------
+    def reported(self) -> TwinReported:
+        selection = self.host.selection
+        return TwinReported(
+            desired_revision=self.applied.desired_revision, model=self.model.ref if self.model else None,
+            backend=selection_field(selection, "backend"), device=selection_field(selection, "device"), camera=self.camera,
+            config_hash=protocol.config_hash(self.pipeline_config), slot=self.model.slot if self.model else None,
+            properties={"selection_reason": selection_field(selection, "reason")} if selection is not None else {},
+            last_error=self.last_error,
+        )
+
+    def report(self) -> TwinReported:
+        reported = self.reported()
+        self.publish_reported(reported)
+        return reported

@@ -1,0 +1,158 @@
+"""The running server's parts in one object, built at start-up from `ServerSettings` and owned by the app's
+lifespan (never a module global): database, fleet CA, signing key, broker identity, first admin key,
+metrics, and (once started) the MQTT bridge and embedded broker.
+
+`Fleet.open` is the synchronous bootstrap (migrations, keys, files); `fleet_server.app` starts the broker
+and bridge around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleet_server.checker import SERVER_USERNAME, DatabaseCredentialChecker
+from fleet_server.db import Database, Device
+from fleet_server.metrics import FleetMetrics
+from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
+from fleet_server.services import apikeys, devices
+from fleet_server.services.enrollment import EnrollContext
+from fleet_server.services.twin import desired_of
+from fleet_server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+ADMIN_KEY_FILE = "admin-api-key"
+BROKER_PASSWORD_FILE = "broker-server-password"
+
+
+def admin_key_path(state_dir: Path) -> Path:
+    """Where the first admin key is kept (0600) so `make demo` and the local CLI can find it."""
+    return state_dir / ADMIN_KEY_FILE
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    write_private(path, value.encode())
+    return value
+
+
+@dataclass
+class Fleet:
+    settings: ServerSettings
+    db: Database
+    ca: CertificateAuthority
+    signing_public_key: str
+    server_broker_password: str
+    admin_key: str | None
+    admin_key_created: bool
+    metrics: FleetMetrics = field(default_factory=FleetMetrics)
+    bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
+    broker: Any = None  # fleet_server.broker.embedded.EmbeddedBroker when embedded
+    broker_url: str = ""  # where the server's bridge connects
+    public_broker_url: str = ""  # what devices are told at enrollment
+    _publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def open(cls, settings: ServerSettings) -> "Fleet":
+        """Create or load everything on disk and in the database. Safe to run on every start."""
+        state = settings.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url())
+        db.upgrade()
+        ca = CertificateAuthority.load_or_create(state / "pki")
+        ca.server_identity([settings.embedded_broker_host, "127.0.0.1", "localhost"])
+        signing = load_signing_public_pem(settings.signing_key_path())
+        broker_password = _read_or_create_secret(state / BROKER_PASSWORD_FILE)
+        with db.session() as session:
+            first = apikeys.ensure_first_admin(session)
+            revoked = devices.revoked_serials(session)
+        key_file = admin_key_path(state)
+        if first:
+            write_private(key_file, (first + "\n").encode())
+        admin_key = first or (key_file.read_text().strip() if key_file.exists() else None)
+        ca.write_crl(revoked)
+        fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing,
+                    server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
+        fleet.metrics.watch(fleet._devices_online, fleet._malformed, fleet.broker_connected)
+        return fleet
+
+    # -------------------------------------------------------------------------------- broker identity
+    def credential_checker(self) -> DatabaseCredentialChecker:
+        return DatabaseCredentialChecker(self.db, self.server_broker_password)
+
+    def bridge_credentials(self) -> tuple[str | None, str | None]:
+        if self.settings.embedded:
+            return SERVER_USERNAME, self.server_broker_password
+        return self.settings.broker_username, self.settings.broker_password
+
+    def enroll_context(self) -> EnrollContext:
+        return EnrollContext(ca=self.ca, broker_url=self.public_broker_url, signing_public_key=self.signing_public_key,
+                             cert_days=self.settings.device_cert_days)
+
+    def broker_connected(self) -> bool:
+        return bool(self.bridge is not None and getattr(self.bridge, "connected", False))
+
+    # -------------------------------------------------------------------------------- publishing
+    # Every desired-twin publish and every clear happens under `_publish_lock` and reads the database inside
+    # it, so the retained message always ends as the latest stored state: two racing patches, a reconnect
+    # republish and a decommission cannot leave an older revision (or a cleared device's twin) behind.
+
+    def _publish_current(self, device_id: str) -> bool:
+        with self.db.session() as session:
+            device = session.get(Device, device_id)
+            desired = desired_of(device.desired) if device is not None and device.active else None
+        if desired is None or not self.broker_connected():
+            return False
+        try:
+            self.bridge.publish_desired(device_id, desired)
+            return True
+        except Exception:  # noqa: BLE001 - the change is stored; publishing is retried on reconnect
+            log.warning("publishing desired twin of %s failed; will retry on reconnect", device_id, exc_info=True)
+            return False
+
+    def publish_desired(self, device_id: str) -> bool:
+        """Send the device's stored desired state (retained); False when the broker is unreachable (it stays
+        stored and goes out when the bridge reconnects: see `republish_desired`)."""
+        with self._publish_lock:
+            return self._publish_current(device_id)
+
+    def republish_desired(self) -> int:
+        """Publish every active device's stored desired state (retained). Run at each (re)connect, so a
+        change made while the broker was away, or a broker that lost its retained store, catches up."""
+        with self._publish_lock:
+            with self.db.session() as session:
+                ids = [d.id for d in devices.list_devices(session) if d.desired]
+            return sum(self._publish_current(device_id) for device_id in ids)
+
+    def after_decommission(self, device_id: str) -> None:
+        """Outside the transaction: rewrite the CRL, drop the device's connection to the embedded broker and
+        clear its retained desired twin. Must not run on the broker's event loop (API routes run in threads)."""
+        with self._publish_lock, self.db.session() as session:  # the lock also serialises CRL writers
+            self.ca.write_crl(devices.revoked_serials(session))
+        if self.broker is not None:
+            try:  # drop its live connection now; the checker refuses the next login
+                self.broker.disconnect_threadsafe(device_id)
+            except Exception:  # noqa: BLE001 - it still cannot log in again
+                log.warning("disconnecting %s from the embedded broker failed", device_id, exc_info=True)
+        with self._publish_lock:
+            if not self.broker_connected():
+                return
+            try:
+                self.bridge.clear_device(device_id)
+            except Exception:  # noqa: BLE001 - nothing a caller can do; the device cannot log in any more
+                log.warning("clearing retained messages of %s failed", device_id, exc_info=True)
+
+    # -------------------------------------------------------------------------------- metrics sources
+    def _devices_online(self) -> int:
+        with self.db.session() as session:
+            return devices.count_online(session)
+
+    def _malformed(self) -> int:
+        return int(getattr(self.bridge, "malformed_count", 0) or 0)
