@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet.protocol import PipelineConfig
-from edge_agent.engine.backends import BackendOptions, LoadedModel, Selection, load_model, select_backend
+from edge_agent.engine.backends import BackendOptions, LoadedModel, load_model, select_backend
 from edge_agent.errors import BackendError, ConfigError
-from edge_agent.engine.pipeline import Pipeline, Sink
+from edge_agent.engine.interface import Selection, Sink
+from edge_agent.engine.pipeline import Pipeline
 from edge_agent.engine.postprocess import build_postprocessor
 from edge_agent.engine.preprocess import Preprocessor
 from models.manifest import Manifest

@@ -16,20 +16,20 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from edge_agent.engine.backends.base import LoadedModel
+from edge_agent.engine.interface import PipelineStats, Sink
 from edge_agent.engine.postprocess import PostProcessor, Result
 from edge_agent.engine.preprocess import Geometry, Preprocessor
 from edge_agent.engine.sources.base import Frame
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[Result], None]
 FPS_WINDOW_S = 2.0
 
 
@@ -46,25 +46,6 @@ class Capture(Protocol):
     def stop(self) -> None: ...
 
     def get_latest(self, timeout: float, after_index: int | None = None) -> Frame | None: ...
-
-
-@dataclass(frozen=True)
-class PipelineStats:
-    """Monotonic frame counters and recent timings (the telemetry snapshot's fields, DESIGN.md 5)."""
-
-    frames_captured: int
-    frames_inferred: int
-    frames_dropped: int
-    frames_failed: int
-    fps: float
-    latency_ms_p50: float | None
-    latency_ms_p95: float | None
-    latency_ms_p99: float | None
-    inference_ms_p50: float | None
-    inference_ms_p95: float | None
-    camera_state: str
-    backend: str
-    device: str
 
 
 @dataclass(frozen=True)

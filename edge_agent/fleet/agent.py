@@ -8,23 +8,26 @@ pipeline rebuild cannot starve keep-alives; every handler failure is logged and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 import queue
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgefleet import protocol
-from edgefleet.protocol import Command, Event, Telemetry, TwinDesired, TwinReported
+from edgefleet.protocol import Command, Event, PipelineConfig, Telemetry, TwinDesired, TwinReported
 from edge_agent.fleet.commands import CommandTable, builtin_commands
-from edge_agent.fleet.host import PipelineFactory, PipelineHost, selection_field
+from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink
+from edge_agent.engine.postprocess.results import Result
+from edge_agent.fleet.host import PipelineHost
 from edge_agent.fleet.mqtt_client import BrokerSettings, MqttLink
 from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from edge_agent.fleet.slots import ModelSlots
 from edge_agent.fleet.state import AgentConfig, StateDir
 from edge_agent.fleet.telemetry import EventGate, TelemetryCollector
 from edge_agent.fleet.twin import TwinManager
+from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
 AGENT_VERSION = "0.1.0"
@@ -34,16 +37,18 @@ class EnginePipelineFactory:
     """The real pipeline (camera + inference backend) from edge_agent.engine.builder, imported only when used.
     ``on_camera_event`` hears hot-plug news (a local camera unplugged or back) so the agent can report it."""
 
+    needs_model = True
+
     def __init__(self, on_camera_event: Callable[[Any], None] | None = None) -> None:
         self.on_camera_event = on_camera_event
 
-    def __call__(self, model_dir, manifest, source_spec, config, sinks):  # noqa: ANN001, ANN204
+    def __call__(self, model_dir: Path | None, manifest: Manifest | None, source_spec: str, config: PipelineConfig,
+                 sinks: Sequence[Sink]) -> tuple[RunningPipeline, Selection]:
         from edge_agent.engine.builder import build_pipeline
 
         return build_pipeline(model_dir, manifest, source_spec, config, sinks, on_camera_event=self.on_camera_event)
 
-    @staticmethod
-    def check_source(spec: str) -> None:
+    def check_source(self, spec: str) -> None:
         """Parse a camera spec the way the runtime will (raises SourceError); nothing is opened."""
         from edge_agent.engine.sources import open_source
 
@@ -217,7 +222,7 @@ class Agent:
         self.last_reported = reported
         self.link.publish(protocol.twin_reported_topic(self.config.device_id), reported.encode(), qos=1, retain=True)
 
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: Result) -> None:
         for event in self.gate.events(result, self.twin.pipeline_config, self.twin.camera):
             self.emit_event(event)
 
@@ -240,7 +245,7 @@ class Agent:
         snapshot = self.collector.snapshot(
             self.host.stats(), model_name=model.manifest.name if model else None,
             model_version=model.manifest.version if model else None,
-            backend=selection_field(selection, "backend"), device=selection_field(selection, "device"),
+            backend=(selection.backend if selection else None), device=(selection.device if selection else None),
             camera_id=self.twin.camera, outbox_depth=self.outbox.depth, outbox_dropped=self.outbox.dropped)
         self.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(self.config.device_id), snapshot.encode())
         self.last_telemetry = snapshot

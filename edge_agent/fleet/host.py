@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from edgefleet.protocol import PipelineConfig
+from edge_agent.engine.interface import PipelineFactory, PipelineStats, RunningPipeline, Selection, Sink
 from edge_agent.errors import AgentError, ConfigError
+from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-Sink = Callable[[Any], None]
-# (model_dir, manifest, source_spec, config, sinks) -> (pipeline, selection); edge_agent.engine.builder.build_pipeline
-PipelineFactory = Callable[[Path | None, Any, str, PipelineConfig, Sequence[Sink]], tuple[Any, Any]]
 
 # Fields that only the agent reads (event thresholds are applied in the agent's sink too, but the pipeline's
 # post-processor may filter with them, so those still rebuild).
 _AGENT_ONLY_FIELDS = {"telemetry_interval_s"}
-
-
-def selection_field(selection: Any, name: str) -> str | None:
-    """Read ``backend``/``device``/``reason`` from a runtime Selection (an object) or a dict."""
-    if selection is None:
-        return None
-    value = selection.get(name) if isinstance(selection, dict) else getattr(selection, name, None)
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -44,7 +33,7 @@ class RunSpec:
     camera: str
     config: PipelineConfig
     model_dir: Path | None = None
-    manifest: Any = None
+    manifest: Manifest | None = None
 
     def needs_rebuild(self, other: "RunSpec") -> bool:
         if (self.camera, self.model_dir, self.manifest) != (other.camera, other.model_dir, other.manifest):
@@ -54,56 +43,11 @@ class RunSpec:
         return a != b
 
 
-@dataclass(frozen=True)
-class PipelineStats:
-    """A pipeline's counters and timings, whatever shape its ``stats()`` has."""
-
-    frames_captured: int = 0
-    frames_inferred: int = 0
-    frames_dropped: int = 0
-    fps: float = 0.0
-    latency_ms_p50: float | None = None
-    latency_ms_p95: float | None = None
-    latency_ms_p99: float | None = None
-    inference_ms_p50: float | None = None
-    inference_ms_p95: float | None = None
-    camera_state: str | None = None
-
-    @classmethod
-    def read(cls, raw: Any) -> "PipelineStats":
-        """Accept a dataclass, an object or a dict, with `latency_ms_p50` or `latency_p50_ms` style names."""
-        if raw is None:
-            return cls()
-        get = raw.get if isinstance(raw, dict) else (lambda k, d=None: getattr(raw, k, d))
-
-        def pick(*names: str, default: Any = None) -> Any:
-            for name in names:
-                value = get(name, None)
-                if value is not None:
-                    return value
-            return default
-
-        def timing(kind: str, q: str) -> float | None:
-            value = pick(f"{kind}_ms_{q}", f"{kind}_{q}_ms", f"{kind}_{q}")
-            return float(value) if value is not None else None
-
-        return cls(
-            frames_captured=int(pick("frames_captured", "captured", default=0)),
-            frames_inferred=int(pick("frames_inferred", "inferred", default=0)),
-            frames_dropped=int(pick("frames_dropped", "dropped", default=0)),
-            fps=float(pick("fps", default=0.0)),
-            latency_ms_p50=timing("latency", "p50"), latency_ms_p95=timing("latency", "p95"),
-            latency_ms_p99=timing("latency", "p99"),
-            inference_ms_p50=timing("inference", "p50"), inference_ms_p95=timing("inference", "p95"),
-            camera_state=pick("camera_state", "source_state", "state"),
-        )
-
-
 @dataclass
 class _Running:
     spec: RunSpec
-    pipeline: Any = None
-    selection: Any = None
+    pipeline: RunningPipeline | None = None
+    selection: Selection | None = None
 
 
 @dataclass
@@ -122,7 +66,7 @@ class PipelineHost:
         return self._running.spec if self._running else None
 
     @property
-    def selection(self) -> Any:
+    def selection(self) -> Selection | None:
         return self._running.selection if self._running else None
 
     @property
@@ -157,10 +101,8 @@ class PipelineHost:
 
     def _switch_to(self, spec: RunSpec) -> None:
         self._stop_current()
-        if spec.model_dir is None and spec.manifest is None and not getattr(self.factory, "needs_no_model", False):
-            check = getattr(self.factory, "check_source", None)
-            if check is not None:
-                check(spec.camera)  # refuse a bad camera now, not when the first model arrives
+        if spec.model_dir is None and spec.manifest is None and self.factory.needs_model:
+            self.factory.check_source(spec.camera)  # refuse a bad camera now, not when the first model arrives
             self._running = _Running(spec)  # nothing to run until a model arrives; still "applied"
             return
         pipeline, selection = self.factory(spec.model_dir, spec.manifest, spec.camera, spec.config, self.sinks)
@@ -177,10 +119,7 @@ class PipelineHost:
         if self._running is None or self._running.pipeline is None:
             return
         current = self._running.pipeline
-        last = PipelineStats.read(self._safe_stats(current))
-        self._base = replace(self._base, frames_captured=self._base.frames_captured + last.frames_captured,
-                             frames_inferred=self._base.frames_inferred + last.frames_inferred,
-                             frames_dropped=self._base.frames_dropped + last.frames_dropped)
+        self._base = self._safe_stats(current).plus_counters(self._base)
         self._safe_stop(current)
         self._running = replace(self._running, pipeline=None)
 
@@ -188,27 +127,24 @@ class PipelineHost:
         """Cumulative counters since the agent started; rates and timings from the running pipeline."""
         with self._lock:
             pipeline = self._running.pipeline if self._running else None
-            now = PipelineStats.read(self._safe_stats(pipeline)) if pipeline is not None else PipelineStats(
-                camera_state="idle")
+            now = self._safe_stats(pipeline) if pipeline is not None else PipelineStats()
             base = self._base
-        return replace(now, frames_captured=base.frames_captured + now.frames_captured,
-                       frames_inferred=base.frames_inferred + now.frames_inferred,
-                       frames_dropped=base.frames_dropped + now.frames_dropped)
+        return now.plus_counters(base)
 
     def stop(self) -> None:
         with self._lock:
             self._stop_current()
 
     @staticmethod
-    def _safe_stats(pipeline: Any) -> Any:
+    def _safe_stats(pipeline: RunningPipeline) -> PipelineStats:
         try:
             return pipeline.stats()
         except Exception:  # noqa: BLE001 - a stats failure must not stop telemetry
             log.exception("pipeline stats failed")
-            return None
+            return PipelineStats(camera_state="unknown")
 
     @staticmethod
-    def _safe_stop(pipeline: Any) -> None:
+    def _safe_stop(pipeline: RunningPipeline) -> None:
         try:
             pipeline.stop()
         except Exception:  # noqa: BLE001

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgefleet.protocol import PipelineConfig, Telemetry
+from edge_agent.engine.interface import PipelineStats, Selection, Sink
 from edge_agent.fleet.agent import Agent
 from edge_agent.errors import BackendError, SourceError
 from edge_agent.engine.postprocess.results import Classification, Result
@@ -27,6 +28,7 @@ from edge_agent.fleet.state import AgentConfig
 log = logging.getLogger(__name__)
 SIM_LABELS = ("red", "green", "blue")
 SIM_DEFAULT_FPS = 10.0
+SIM_SELECTION = Selection(backend="numpy", device="CPU", reason="simulated device")
 
 
 def check_sim_source(spec: str) -> None:
@@ -120,31 +122,28 @@ class SyntheticPipeline:
                 next_at = time.monotonic()
             self._stop.wait(max(0.0, delay))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PipelineStats:
         times = list(self._times)
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         lat, inf = np.array(self._latency or [0.0]), np.array(self._inference or [0.0])
-        return {"frames_captured": self.captured, "frames_inferred": self.inferred, "frames_dropped": self.dropped,
-                "fps": round(fps, 2), "camera_state": "streaming",
-                "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p95": float(np.percentile(lat, 95)),
-                "latency_ms_p99": float(np.percentile(lat, 99)), "inference_ms_p50": float(np.percentile(inf, 50)),
-                "inference_ms_p95": float(np.percentile(inf, 95))}
-
-
-class SimSelection(dict):
-    """What the simulated backend reports; a dict so the twin and telemetry read it like a Selection."""
+        return PipelineStats(
+            frames_captured=self.captured, frames_inferred=self.inferred, frames_dropped=self.dropped,
+            fps=round(fps, 2), camera_state="streaming", backend=SIM_SELECTION.backend, device=SIM_SELECTION.device,
+            latency_ms_p50=float(np.percentile(lat, 50)), latency_ms_p95=float(np.percentile(lat, 95)),
+            latency_ms_p99=float(np.percentile(lat, 99)), inference_ms_p50=float(np.percentile(inf, 50)),
+            inference_ms_p95=float(np.percentile(inf, 95)))
 
 
 class SimPipelineFactory:
     """Builds :class:`SyntheticPipeline` s; ``fps`` applies when the pipeline config sets no ``max_fps``."""
 
-    needs_no_model = True  # the stand-in model is built in
+    needs_model = False  # the stand-in model is built in
 
     def __init__(self, fps: float = SIM_DEFAULT_FPS) -> None:
         self.fps = fps
 
     def __call__(self, model_dir: Path | None, manifest: Any, camera: str, config: PipelineConfig,
-                 sinks: Sequence) -> tuple[SyntheticPipeline, SimSelection]:
+                 sinks: Sequence[Sink]) -> tuple[SyntheticPipeline, Selection]:
         if config.backend not in (None, "numpy", "sim"):
             raise SourceError(f"backend {config.backend!r} is not available on a simulated device (use numpy)")
         labels = list(manifest.labels) if manifest is not None else SIM_LABELS
@@ -153,7 +152,10 @@ class SimPipelineFactory:
         if config.max_fps is None:
             config = config.model_copy(update={"max_fps": self.fps})
         pipeline = SyntheticPipeline(camera, config, sinks, labels)
-        return pipeline, SimSelection(backend="numpy", device="CPU", reason="simulated device")
+        return pipeline, SIM_SELECTION
+
+    def check_source(self, spec: str) -> None:
+        check_sim_source(spec)
 
 
 sim_pipeline_factory = SimPipelineFactory()

@@ -13,7 +13,8 @@ from typing import Any
 
 from edgefleet import protocol
 from edgefleet.protocol import Event, Telemetry
-from edge_agent.fleet.host import PipelineStats
+from edge_agent.engine.interface import PipelineStats
+from edge_agent.engine.postprocess.results import Classification, Detection, Result
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +85,16 @@ class EventGate:
         self._last: dict[str, float] = {}
         self.suppressed = 0
 
-    def events(self, result: Any, config: protocol.PipelineConfig, camera: str) -> list[Event]:
-        items = list(getattr(result, "results", ()) or ())
+    def events(self, result: Result, config: protocol.PipelineConfig, camera: str) -> list[Event]:
+        items = result.results
         if not items:
             return []
         out: list[Event] = []
-        top = max(float(getattr(i, "score", 0.0)) for i in items)
-        hits = [i for i in items if float(getattr(i, "score", 0.0)) >= config.score_threshold]
-        frame = {"frame_index": getattr(result, "frame_index", None),
-                 "latency_ms": getattr(result, "latency_ms", None)}
+        top = max(i.score for i in items)
+        hits = [i for i in items if i.score >= config.score_threshold]
+        frame = {"frame_index": result.frame_index, "latency_ms": result.latency_ms}
         if hits:
-            kind = "detection" if hasattr(hits[0], "box") else "classification"
+            kind = "detection" if isinstance(hits[0], Detection) else "classification"
             data = {**frame, "results": [_item(i) for i in hits[: config.top_k]]}
             out.append(Event(kind=kind, camera_id=camera, message=f"{hits[0].label} {hits[0].score:.2f}",
                              data=data))
@@ -112,8 +112,8 @@ class EventGate:
         return True
 
 
-def _item(item: Any) -> dict[str, Any]:
-    out = {"label": getattr(item, "label", None), "score": round(float(getattr(item, "score", 0.0)), 4)}
-    if hasattr(item, "box"):
+def _item(item: Classification | Detection) -> dict[str, Any]:
+    out: dict[str, Any] = {"label": item.label, "score": round(float(item.score), 4)}
+    if isinstance(item, Detection):
         out["box"] = [round(float(v), 1) for v in item.box]
     return out

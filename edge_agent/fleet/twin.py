@@ -17,7 +17,7 @@ from typing import Any
 from edgefleet import protocol
 from edgefleet.protocol import Event, ModelRef, PipelineConfig, TwinDesired, TwinReported
 from edge_agent.errors import AgentError, ConfigError
-from edge_agent.fleet.host import PipelineHost, RunSpec, selection_field
+from edge_agent.fleet.host import PipelineHost, RunSpec
 from edge_agent.fleet.slots import ModelSlots, SlotInfo
 from edge_agent.fleet.state import AppliedState, StateDir
 
@@ -157,9 +157,9 @@ class TwinManager:
         selection = self.host.selection
         return TwinReported(
             desired_revision=self.applied.desired_revision, model=self.model.ref if self.model else None,
-            backend=selection_field(selection, "backend"), device=selection_field(selection, "device"), camera=self.camera,
+            backend=(selection.backend if selection else None), device=(selection.device if selection else None), camera=self.camera,
             config_hash=protocol.config_hash(self.pipeline_config), slot=self.model.slot if self.model else None,
-            properties={"selection_reason": selection_field(selection, "reason")} if selection is not None else {},
+            properties={"selection_reason": selection.reason} if selection is not None else {},
             last_error=self.last_error,
         )
 

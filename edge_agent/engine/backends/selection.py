@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_agent.engine.interface import Selection
 from edge_agent.errors import DeviceUnavailable
 from models.manifest import Manifest
 
@@ -42,18 +43,6 @@ class Available:
         ov = ", ".join(self.openvino_devices) or "not installed"
         ort = ", ".join(p.removesuffix("ExecutionProvider") for p in self.ort_providers) or "not installed"
         return f"OpenVINO devices: {ov}; onnxruntime providers: {ort}"
-
-
-@dataclass(frozen=True)
-class Selection:
-    backend: str
-    device: str
-    reason: str
-    fallback: str | None = None  # set when a request could not be met: what was asked, what exists
-
-    def describe(self) -> str:
-        text = f"{self.backend} on {self.device}: {self.reason}"
-        return f"{text} [{self.fallback}]" if self.fallback else text
 
 
 def probe_available() -> Available:
