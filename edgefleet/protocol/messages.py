@@ -1,0 +1,203 @@
+"""Protocol v1 JSON messages: every payload is a pydantic model with ``v == 1`` and a timestamp, and
+:func:`decode` turns any bad payload into one error type, :class:`ProtocolError`, so callers can log, count and
+drop it without guessing which exception a parser might raise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgefleet.protocol.topics import (
+    MAX_OTA_BLOCK, ProtocolError, Topic, TopicKind, parse_topic, validate_device_id, validate_sha256,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    """Base of every JSON message: a protocol version and when it was made."""
+
+    v: Literal[1] = Field(1, description="protocol version")
+    ts: datetime = Field(default_factory=utcnow, description="when the sender made the message (UTC)")
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+class Status(Message):
+    """Retained; the Last Will is the same message with ``state='offline'``."""
+
+    state: Literal["online", "offline"]
+    agent_version: str = ""
+    reason: str | None = Field(None, description="why the device went offline, when it knows")
+
+
+class ModelRef(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    version: str = Field(min_length=1, max_length=64)
+    sha256: str
+    size: int | None = Field(None, ge=0, description="package size in bytes, so the agent can plan its OTA")
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        return validate_sha256(v)
+
+
+class PipelineConfig(_Strict):
+    """What the agent's pipeline may be told to change without a restart."""
+
+    backend: str | None = Field(None, description="onnxruntime | openvino; None lets the agent choose")
+    device: str | None = Field(None, description="CPU | GPU | NPU | AUTO; None lets the agent choose")
+    precision: Literal["fp32", "int8"] | None = Field(None, description="which variant of the model to prefer")
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="results below it are not events")
+    low_confidence_below: float = Field(0.0, ge=0.0, le=1.0, description="frames below it are sent for data collection")
+    top_k: int = Field(3, ge=1, le=100)
+    telemetry_interval_s: float = Field(10.0, gt=0.0, le=3600.0)
+    max_fps: float | None = Field(None, gt=0.0)
+
+
+def config_hash(pipeline: PipelineConfig) -> str:
+    """A short stable hash of a pipeline config; desired and reported agree when theirs match."""
+    canonical = json.dumps(pipeline.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class TwinDesired(Message):
+    """Retained on the device's `twin/desired` topic; ``revision`` increases with every change."""
+
+    revision: int = Field(ge=0)
+    model: ModelRef | None = None
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    camera: str | None = Field(None, description="source to run: synthetic, a file, /dev/videoN, usb:N, rtsp://...")
+    properties: dict[str, Any] = Field(default_factory=dict, description="free-form values for operators' own use")
+
+
+class TwinReported(Message):
+    """What runs now. ``desired_revision`` is the last desired revision the agent processed."""
+
+    desired_revision: int | None = Field(None, ge=0)
+    model: ModelRef | None = None
+    backend: str | None = None
+    device: str | None = None
+    camera: str | None = None
+    config_hash: str | None = None
+    slot: Literal["A", "B"] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    last_error: str | None = None
+
+
+class Telemetry(Message):
+    """A metrics snapshot. Counters are monotonic since the agent started so silence can be alerted on."""
+
+    device_id: str
+    model_name: str | None = None
+    model_version: str | None = None
+    backend: str | None = None
+    device: str | None = None
+    camera_id: str | None = None
+    camera_state: str | None = None
+    frames_captured: int = Field(0, ge=0)
+    frames_inferred: int = Field(0, ge=0)
+    frames_dropped: int = Field(0, ge=0)
+    fps: float = Field(0.0, ge=0.0)
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    latency_ms_p99: float | None = None
+    inference_ms_p50: float | None = None
+    inference_ms_p95: float | None = None
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+    temperature_c: float | None = None
+    outbox_depth: int = Field(0, ge=0)
+    outbox_dropped: int = Field(0, ge=0)
+    uptime_s: float = Field(0.0, ge=0.0)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return validate_device_id(v)
+
+
+class Event(Message):
+    """Something worth keeping: a detection over threshold, a low-confidence frame, a camera or model change."""
+
+    kind: Literal["detection", "classification", "low_confidence", "camera", "model", "error", "outbox"]
+    camera_id: str | None = None
+    message: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Command(Message):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    args: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = Field(None, description="the device must not start the command after this")
+
+
+class CommandReply(Message):
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+
+class OtaGet(Message):
+    sha256: str
+    offset: int = Field(ge=0)
+    length: int = Field(gt=0, le=MAX_OTA_BLOCK)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        return validate_sha256(v)
+
+
+PAYLOAD_FOR_TOPIC: dict[TopicKind, type[Message]] = {
+    TopicKind.STATUS: Status,
+    TopicKind.TELEMETRY: Telemetry,
+    TopicKind.EVENTS: Event,
+    TopicKind.TWIN_DESIRED: TwinDesired,
+    TopicKind.TWIN_REPORTED: TwinReported,
+    TopicKind.CMD: Command,
+    TopicKind.CMD_REPLY: CommandReply,
+    TopicKind.OTA_GET: OtaGet,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode(model: type[M], payload: bytes | str) -> M:
+    """Validate a JSON payload as ``model``; every failure becomes :class:`ProtocolError`."""
+    try:
+        text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray, memoryview)) else payload
+        if not isinstance(text, str):
+            raise ProtocolError(f"payload must be bytes or str, got {type(payload).__name__}")
+        return model.model_validate_json(text)
+    except ProtocolError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{model.__name__}: payload is not UTF-8 ({exc.reason})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+        raise ProtocolError(
+            f"{model.__name__}: {where}: {first.get('msg')} ({exc.error_count()} error(s))"
+        ) from None
+
+
+def decode_for_topic(topic: str, payload: bytes | str) -> tuple[Topic, Message | bytes]:
+    """Parse a topic and its payload together. OTA data blocks stay raw bytes."""
+    parsed = parse_topic(topic)
+    if parsed.kind is TopicKind.OTA_DATA:
+        return parsed, bytes(payload if not isinstance(payload, str) else payload.encode())
+    return parsed, decode(PAYLOAD_FOR_TOPIC[parsed.kind], payload)
