@@ -13,77 +13,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from edge_agent.errors import EndOfStream, SourceError
+from edge_agent.engine.capture_state import ALLOWED, TERMINAL, CaptureState, CaptureStats, ReconnectPolicy
 from edge_agent.engine.frame_buffer import FrameBuffer
 from edge_agent.engine.sources.base import DeviceGone, Frame, FrameSource, SourceProperties
 
 log = logging.getLogger(__name__)
-
-
-class CaptureState(StrEnum):
-    IDLE = "idle"
-    OPENING = "opening"
-    STREAMING = "streaming"
-    RECONNECTING = "reconnecting"
-    WAITING_FOR_DEVICE = "waiting_for_device"
-    ENDED = "ended"
-    STOPPED = "stopped"
-
-
 S = CaptureState
-ALLOWED: dict[CaptureState, frozenset[CaptureState]] = {
-    S.IDLE: frozenset({S.OPENING, S.STOPPED}),
-    S.OPENING: frozenset({S.STREAMING, S.RECONNECTING, S.WAITING_FOR_DEVICE, S.ENDED, S.STOPPED}),
-    S.STREAMING: frozenset({S.RECONNECTING, S.WAITING_FOR_DEVICE, S.ENDED, S.STOPPED}),
-    S.RECONNECTING: frozenset({S.RECONNECTING, S.STREAMING, S.WAITING_FOR_DEVICE, S.ENDED, S.STOPPED}),
-    S.WAITING_FOR_DEVICE: frozenset({S.OPENING, S.STOPPED}),
-    S.ENDED: frozenset(),
-    S.STOPPED: frozenset(),
-}
-"""Every state change the capture may make; anything else is a bug and raises."""
-TERMINAL = frozenset({S.ENDED, S.STOPPED})
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """Delay before reconnect attempt n (1-based): initial * multiplier**(n-1), capped, then spread by +-jitter
-    (a fraction) so a fleet that lost one server does not come back in lockstep. ``max_attempts`` None = forever.
-    ``device_poll_s``: how often a capture that found its device missing looks for it again by itself."""
-
-    initial_delay_s: float = 0.5
-    max_delay_s: float = 30.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    max_attempts: int | None = None
-    device_poll_s: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.initial_delay_s < 0 or self.max_delay_s < self.initial_delay_s or self.multiplier < 1:
-            raise ValueError(f"inconsistent reconnect policy {self}")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        base = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** max(0, attempt - 1))
-        if self.jitter and base:
-            base *= 1 + self.jitter * (2 * (rng or random).random() - 1)
-        return base
-
-
-@dataclass(frozen=True)
-class CaptureStats:
-    """Monotonic counters (never reset, so a collector can alert on silence) plus the current state."""
-
-    captured: int
-    delivered: int
-    dropped: int
-    pending: int
-    reconnects: int
-    state: str
-    last_error: str | None
 
 
 class CaptureThread:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent.engine.capture import CaptureStats, CaptureThread, ReconnectPolicy
+from edge_agent.engine.capture import CaptureThread
+from edge_agent.engine.capture_state import CaptureStats, ReconnectPolicy
 from edge_agent.engine.discovery.hotplug import DeviceEventSource, HotplugWatcher
 from edge_agent.engine.discovery.info import CameraInfo
 from edge_agent.errors import SourceError

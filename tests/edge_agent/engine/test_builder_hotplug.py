@@ -8,7 +8,7 @@ import time
 
 import pyudev
 
-from edge_agent.engine.capture import ReconnectPolicy
+from edge_agent.engine.capture_state import ReconnectPolicy
 from edge_agent.engine.discovery import DeviceEventQueue, list_cameras
 from edge_agent.engine.builder import build_pipeline
 from edgefleet.protocol import Event, PipelineConfig

@@ -12,7 +12,8 @@ import numpy as np
 import psutil
 import pytest
 
-from edge_agent.engine.capture import ALLOWED, TERMINAL, CaptureState, CaptureThread, ReconnectPolicy
+from edge_agent.engine.capture import CaptureThread
+from edge_agent.engine.capture_state import ALLOWED, TERMINAL, CaptureState, ReconnectPolicy
 from edge_agent.errors import SourceError
 from edge_agent.engine.sources import DeviceGone, FrameSource, SourceProperties, open_source
 from edge_agent.engine.sources.video_file import VideoFileSource

@@ -9,7 +9,7 @@ import time
 import pyudev
 import pytest
 
-from edge_agent.engine.capture import ReconnectPolicy
+from edge_agent.engine.capture_state import ReconnectPolicy
 from edge_agent.engine.discovery import CameraEvent, CameraInfo, CameraManager, DeviceEventQueue, list_cameras
 from edge_agent.engine.sources import FrameSource
 from edge_agent.engine.sources.synthetic import SyntheticSource
