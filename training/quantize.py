@@ -1,7 +1,7 @@
 """INT8 post-training quantization for both runtimes, and the accuracy it costs, measured on the test set.
 
 - onnxruntime: static QDQ quantization, activations uint8 and weights int8 (u8s8). On this CPU s8s8 leaves FP32
-  convolutions unfused and runs slower than FP32; u8s8 gives QLinearConv throughout (FACTS.md).
+  convolutions unfused and runs slower than FP32; u8s8 gives QLinearConv throughout (docs/MEASUREMENTS.md).
 - OpenVINO: NNCF post-training quantization of the FP32 IR.
 
 Both are calibrated on preprocessed *training* images, never test images. The INT8 model's test accuracy is measured

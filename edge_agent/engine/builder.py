@@ -53,7 +53,7 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
     the capture thread opens it and keeps retrying (the fleet agent, where a camera may come back).
     ``opencv_threads`` sets OpenCV's own thread pool for the process (None leaves it): the pipeline already runs
     its stages on threads of its own, and OpenCV splitting a 224x224 blob over a pool costs more than it saves
-    (221 us with 2 threads against 86 us with 1 here, while the inference streams want those cores).
+    (its pool's hand-off outweighs the work at that size, while the inference streams want those cores).
     A local camera (`/dev/videoN`, `usb:N`, `serial:S`) in the fleet agent (no ``fail_fast``) runs under a
     :class:`~edge_agent.engine.discovery.CameraManager`: when udev says it was unplugged the pipeline waits and
     ``on_camera_event`` hears about it, and when the same serial comes back it resumes without a restart."""
@@ -71,7 +71,7 @@ def build_pipeline(model_dir: Path, manifest: Manifest, source_spec: str, config
     props = source.open() if fail_fast else None
     if backend_options is None:
         # A second feeder thread pays off only when preprocessing is real work (a resize); for frames already at
-        # the input size one feeder over all requests keeps the streams busier (measured: ~15% more fps).
+        # the input size one feeder over all requests keeps the streams busier (more fps in bench/agent_bench.py).
         at_size = props is not None and (props.width, props.height) == (manifest.input.width, manifest.input.height)
         backend_options = BackendOptions(lanes=1 if at_size else None, embed_preprocessing=True)
     try:

@@ -10,8 +10,8 @@ Per frame: one ``cv2.resize`` into a preallocated buffer, then one ``cv2.dnn.blo
 the colour swap, normalisation and transpose and writes straight into the caller's buffer, typically the
 inference request's own input tensor, so the frame is copied once on its way to the model. When the runtime has
 folded the rest into the model (:func:`frame_spec`), only the resize (or a copy) remains. (INTER_AREA, which
-training uses, costs ~1.2 ms for 640x480 -> 224x224 here against ~0.1 ms for INTER_LINEAR: the price of
-matching training exactly.)
+training uses, costs several times INTER_LINEAR for a camera frame: the price of matching training exactly; the
+per-stage costs on a given machine are in bench/results/agent.md, from bench/agent_bench.py's frame_costs.)
 """
 
 from __future__ import annotations
@@ -170,8 +170,8 @@ class Preprocessor:
         return local.resized
 
     def _shrink_or_resize(self, image: np.ndarray, into: np.ndarray) -> np.ndarray:
-        """``cv2.resize`` into ``into``. A big INTER_AREA shrink (a camera frame to a model's input: ~2 ms for
-        640x480 on one core here, the largest part of the pipeline's latency) runs as two row bands, the lower
+        """``cv2.resize`` into ``into``. A big INTER_AREA shrink (a camera frame to a model's input, the largest
+        part of the pipeline's own latency: see bench/results/agent.md) runs as two row bands, the lower
         one on a helper thread; OpenCV releases the GIL, so both cores work on the frame and the result is
         bit-identical (:func:`split_row`)."""
         h, w = image.shape[:2]

@@ -170,7 +170,7 @@ class OpenVinoModel(LoadedModel):
     def submit(self, slot: Slot, userdata: Any, callback: DoneCallback) -> None:
         # start_async takes the same idle request acquire() returned (the queue's front), with its bound input.
         # The binding's own method: openvino's Python wrapper would wrap that request in a new object and
-        # dispatch an empty input dict on every frame (~30 us of the feeder's time here).
+        # dispatch an empty input dict on every frame, a cost the feeder would pay per frame.
         try:
             _QueueBase.start_async(self.queues[slot.lane], _NO_INPUTS, (callback, userdata))
         finally:

@@ -3,7 +3,7 @@ testable with a made-up machine; ``probe_available()`` asks the installed runtim
 
 Default order: CUDA (onnxruntime's CUDA provider), an OpenVINO GPU, an OpenVINO NPU, then the faster CPU option
 for this package: the manifest's own benchmark when it measured both runtimes, else OpenVINO when the package
-ships OpenVINO IR (on x86 CPUs it measured ~1.3x faster INT8 and ~2x faster FP32 than onnxruntime here), else
+ships OpenVINO IR (faster than onnxruntime on x86 CPUs, INT8 and FP32: docs/MEASUREMENTS.md), else
 onnxruntime for ONNX-only packages. A request that cannot be met is never fatal: the selection falls back and
 ``fallback`` carries the DeviceUnavailable text saying what was asked and what exists."""
 

@@ -5,7 +5,7 @@ probability output; a model that in fact emits logits (negative values or rows n
 softmax applied, so scores are always probabilities in [0, 1].
 
 This runs once per frame on the inference runtime's callback thread, holding the GIL: a classifier's usual
-few dozen scores are decoded with plain Python floats (~5 us), where a dozen small numpy calls cost ~20 us; larger
+few dozen scores are decoded with plain Python floats, cheaper than a dozen small numpy calls at that size; larger
 outputs take the numpy path. Both compute in float64 and break ties by the lower class index."""
 
 from __future__ import annotations
