@@ -49,7 +49,7 @@ class EnginePipelineFactory:
         return build_pipeline(model_dir, manifest, source_spec, config, sinks, on_camera_event=self.on_camera_event)
 
     def check_source(self, spec: str) -> None:
-        """Parse a camera spec the way the runtime will (raises SourceError); nothing is opened."""
+        """Parse a camera spec the way the engine will (raises SourceError); nothing is opened."""
         from edge_agent.engine.sources import open_source
 
         open_source(spec)

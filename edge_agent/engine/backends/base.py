@@ -94,7 +94,7 @@ class LoadedModel(ABC):
 
 
 class Backend(ABC):
-    """A runtime plug-in: knows which devices it can use here and loads models for them."""
+    """A backend plug-in wraps one runtime: knows which devices it can use here and loads models for them."""
 
     name: ClassVar[str]
 
