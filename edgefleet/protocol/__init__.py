@@ -11,14 +11,15 @@ The contract lives in three modules: ``topics``, ``messages`` and ``enrollment``
 from __future__ import annotations
 
 from edgefleet.protocol.topics import (  # noqa: F401
-    PROTOCOL_VERSION, TOPIC_ROOT, SHARED_GROUP, DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, ProtocolError, validate_device_id,
-    validate_request_id, validate_sha256, TopicKind, Topic, device_prefix, status_topic, telemetry_topic,
-    events_topic, twin_desired_topic, twin_reported_topic, cmd_topic, cmd_reply_topic, ota_get_topic,
-    ota_data_topic, device_subscriptions, server_subscriptions, parse_topic, topic_matches,
+    PROTOCOL_VERSION, TOPIC_ROOT, SHARED_GROUP, DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, MAX_PAYLOAD, ProtocolError,
+    validate_device_id, validate_request_id, validate_sha256, TopicKind, Topic, device_prefix, status_topic,
+    telemetry_topic, events_topic, twin_desired_topic, twin_reported_topic, cmd_topic, cmd_reply_topic,
+    ota_get_topic, ota_data_topic, device_subscriptions, server_subscriptions, parse_topic, topic_matches,
 )
 from edgefleet.protocol.messages import (  # noqa: F401
-    utcnow, Message, Status, ModelRef, PipelineConfig, config_hash, TwinDesired, TwinReported, Telemetry, Event,
-    Command, CommandReply, OtaGet, PAYLOAD_FOR_TOPIC, decode, decode_for_topic,
+    TS_FLOOR, MAX_CLOCK_SKEW, utcnow, check_timestamp, Message, Status, ModelRef, PipelineConfig, config_hash,
+    TwinDesired, TwinReported, Telemetry, Event, Command, CommandReply, OtaGet, PAYLOAD_FOR_TOPIC, decode,
+    decode_for_topic,
 )
 from edgefleet.protocol.enrollment import (  # noqa: F401
     EnrollRequest, EnrollResponse,

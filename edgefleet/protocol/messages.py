@@ -6,30 +6,69 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgefleet.protocol.topics import (
-    MAX_OTA_BLOCK, ProtocolError, Topic, TopicKind, parse_topic, validate_device_id, validate_sha256,
+    MAX_OTA_BLOCK, MAX_PAYLOAD, ProtocolError, Topic, TopicKind, parse_topic, validate_device_id, validate_sha256,
 )
+
+
+# A message's time must be timezone-aware and plausible: a naive time cannot be ordered against others, and one
+# far in the future would sort as "newest" forever. Old ones are allowed back to the floor: the agent's outbox
+# forwards what it kept while offline, possibly for weeks.
+TS_FLOOR = datetime(2020, 1, 1, tzinfo=timezone.utc)
+MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def check_timestamp(value: datetime | None) -> datetime | None:
+    """Refuse naive or implausible times (see TS_FLOOR and MAX_CLOCK_SKEW)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
+    if value < TS_FLOOR or value > utcnow() + MAX_CLOCK_SKEW:
+        raise ValueError(f"timestamp {value.isoformat()} is outside {TS_FLOOR.date()} .. now + {MAX_CLOCK_SKEW}")
+    return value
+
+
+def json_size_at_most(limit: int):  # noqa: ANN201 - a validator factory
+    """A validator bounding a free-form JSON value by its encoded size, so no field can carry megabytes."""
+
+    def check(value: Any) -> Any:
+        size = len(json.dumps(value, separators=(",", ":"), default=str))
+        if size > limit:
+            raise ValueError(f"too large: {size} bytes encoded, at most {limit}")
+        return value
+
+    return check
+
+
+Timestamp = Annotated[datetime, AfterValidator(check_timestamp)]
+Properties = Annotated[dict[str, Any], AfterValidator(json_size_at_most(4096))]
+EventData = Annotated[dict[str, Any], AfterValidator(json_size_at_most(16_384))]
+CommandArgs = Annotated[dict[str, Any], AfterValidator(json_size_at_most(16_384))]
+ReplyResult = Annotated[Any, AfterValidator(json_size_at_most(768 * 1024))]
+ShortText = Annotated[str, Field(max_length=128)]
+Text = Annotated[str, Field(max_length=1000)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN latency would be stored as NULL and an infinite one breaks every chart
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Message(_Strict):
     """Base of every JSON message: a protocol version and when it was made."""
 
     v: Literal[1] = Field(1, description="protocol version")
-    ts: datetime = Field(default_factory=utcnow, description="when the sender made the message (UTC)")
+    ts: Timestamp = Field(default_factory=utcnow, description="when the sender made the message (timezone-aware)")
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
@@ -39,8 +78,8 @@ class Status(Message):
     """Retained; the Last Will is the same message with ``state='offline'``."""
 
     state: Literal["online", "offline"]
-    agent_version: str = ""
-    reason: str | None = Field(None, description="why the device went offline, when it knows")
+    agent_version: ShortText = ""
+    reason: Text | None = Field(None, description="why the device went offline, when it knows")
 
 
 class ModelRef(_Strict):
@@ -58,8 +97,8 @@ class ModelRef(_Strict):
 class PipelineConfig(_Strict):
     """What the agent's pipeline may be told to change without a restart."""
 
-    backend: str | None = Field(None, description="onnxruntime | openvino; None lets the agent choose")
-    device: str | None = Field(None, description="CPU | GPU | NPU | AUTO; None lets the agent choose")
+    backend: ShortText | None = Field(None, description="onnxruntime | openvino; None lets the agent choose")
+    device: ShortText | None = Field(None, description="CPU | GPU | NPU | AUTO; None lets the agent choose")
     precision: Literal["fp32", "int8"] | None = Field(None, description="which variant of the model to prefer")
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="results below it are not events")
     low_confidence_below: float = Field(0.0, ge=0.0, le=1.0, description="frames below it are sent for data collection")
@@ -80,8 +119,8 @@ class TwinDesired(Message):
     revision: int = Field(ge=0)
     model: ModelRef | None = None
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    camera: str | None = Field(None, description="source to run: synthetic, a file, /dev/videoN, usb:N, rtsp://...")
-    properties: dict[str, Any] = Field(default_factory=dict, description="free-form values for operators' own use")
+    camera: Text | None = Field(None, description="source to run: synthetic, a file, /dev/videoN, usb:N, rtsp://...")
+    properties: Properties = Field(default_factory=dict, description="free-form values for operators' own use")
 
 
 class TwinReported(Message):
@@ -89,25 +128,25 @@ class TwinReported(Message):
 
     desired_revision: int | None = Field(None, ge=0)
     model: ModelRef | None = None
-    backend: str | None = None
-    device: str | None = None
-    camera: str | None = None
-    config_hash: str | None = None
+    backend: ShortText | None = None
+    device: ShortText | None = None
+    camera: Text | None = None
+    config_hash: ShortText | None = None
     slot: Literal["A", "B"] | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-    last_error: str | None = None
+    properties: Properties = Field(default_factory=dict)
+    last_error: Text | None = None
 
 
 class Telemetry(Message):
     """A metrics snapshot. Counters are monotonic since the agent started so silence can be alerted on."""
 
     device_id: str
-    model_name: str | None = None
-    model_version: str | None = None
-    backend: str | None = None
-    device: str | None = None
-    camera_id: str | None = None
-    camera_state: str | None = None
+    model_name: ShortText | None = None
+    model_version: ShortText | None = None
+    backend: ShortText | None = None
+    device: ShortText | None = None
+    camera_id: Text | None = None
+    camera_state: ShortText | None = None
     frames_captured: int = Field(0, ge=0)
     frames_inferred: int = Field(0, ge=0)
     frames_dropped: int = Field(0, ge=0)
@@ -134,21 +173,21 @@ class Event(Message):
     """Something worth keeping: a detection over threshold, a low-confidence frame, a camera or model change."""
 
     kind: Literal["detection", "classification", "low_confidence", "camera", "model", "error", "outbox"]
-    camera_id: str | None = None
-    message: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    camera_id: Text | None = None
+    message: Text | None = None
+    data: EventData = Field(default_factory=dict)
 
 
 class Command(Message):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
-    args: dict[str, Any] = Field(default_factory=dict)
-    deadline: datetime | None = Field(None, description="the device must not start the command after this")
+    args: CommandArgs = Field(default_factory=dict)
+    deadline: Timestamp | None = Field(None, description="the device must not start the command after this")
 
 
 class CommandReply(Message):
     ok: bool
-    result: Any = None
-    error: str | None = None
+    result: ReplyResult = None
+    error: Text | None = None
 
 
 class OtaGet(Message):
@@ -196,8 +235,12 @@ def decode(model: type[M], payload: bytes | str) -> M:
 
 
 def decode_for_topic(topic: str, payload: bytes | str) -> tuple[Topic, Message | bytes]:
-    """Parse a topic and its payload together. OTA data blocks stay raw bytes."""
+    """Parse a topic and its payload together. OTA data blocks stay raw bytes. A payload over its topic's
+    cap (:data:`MAX_PAYLOAD`) is refused before it is parsed."""
     parsed = parse_topic(topic)
+    if len(payload) > MAX_PAYLOAD[parsed.kind]:
+        raise ProtocolError(f"{parsed.kind.value} payload of {len(payload)} bytes is over its cap of "
+                            f"{MAX_PAYLOAD[parsed.kind]}")
     if parsed.kind is TopicKind.OTA_DATA:
         return parsed, bytes(payload if not isinstance(payload, str) else payload.encode())
     return parsed, decode(PAYLOAD_FOR_TOPIC[parsed.kind], payload)

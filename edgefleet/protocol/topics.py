@@ -62,6 +62,21 @@ class TopicKind(str, Enum):
     OTA_DATA = "ota/data"
 
 
+# The largest payload each topic may carry, in bytes: a cap per purpose, checked before any parsing, so one
+# oversized message costs the receiver a length comparison and nothing more.
+MAX_PAYLOAD: dict[TopicKind, int] = {
+    TopicKind.STATUS: 2 * 1024,
+    TopicKind.TELEMETRY: 8 * 1024,
+    TopicKind.EVENTS: 32 * 1024,
+    TopicKind.TWIN_DESIRED: 16 * 1024,
+    TopicKind.TWIN_REPORTED: 16 * 1024,
+    TopicKind.CMD: 32 * 1024,
+    TopicKind.CMD_REPLY: 1024 * 1024,
+    TopicKind.OTA_GET: 1024,
+    TopicKind.OTA_DATA: MAX_OTA_BLOCK,
+}
+
+
 @dataclass(frozen=True)
 class Topic:
     """A parsed edgefleet topic. Build one with the helpers below, render it with :meth:`render`."""
