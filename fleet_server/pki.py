@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edgefleet.files import atomic_write
@@ -127,10 +127,8 @@ class CertificateAuthority:
         if not valid:
             raise CsrInvalid("the CSR's self-signature does not verify: it was not signed by its own key")
         key = csr.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-            raise CsrInvalid(f"RSA keys under 2048 bits are refused (got {key.key_size})")
-        if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
-            raise CsrInvalid(f"unsupported key type {type(key).__name__}: use EC P-256, Ed25519 or RSA >= 2048")
+        check_device_key(key)
+        check_requested_roles(csr)
         return self._leaf(key, device_id, days, server=False)
 
     def server_identity(self, hosts: list[str] | None = None) -> tuple[Path, Path]:
@@ -167,6 +165,38 @@ class CertificateAuthority:
         tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         os.replace(tmp, self.crl_path)
         return self.crl_path
+
+
+ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+RSA_BITS = (2048, 8192)
+
+
+def check_device_key(key: object) -> None:
+    """A device key the fleet's brokers and TLS 1.2 clients all handle: EC P-256 or P-384, or RSA 2048-8192
+    (larger RSA keys only cost every handshake time, and are a cheap way to load the server)."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ALLOWED_CURVES):
+            raise CsrInvalid(f"EC curve {key.curve.name} is refused: use P-256 (secp256r1) or P-384 (secp384r1)")
+        return
+    if isinstance(key, rsa.RSAPublicKey):
+        if not RSA_BITS[0] <= key.key_size <= RSA_BITS[1]:
+            raise CsrInvalid(f"RSA keys must have {RSA_BITS[0]}-{RSA_BITS[1]} bits (got {key.key_size})")
+        return
+    raise CsrInvalid(f"unsupported key type {type(key).__name__}: use EC P-256/P-384 or RSA >= 2048")
+
+
+def check_requested_roles(csr: x509.CertificateSigningRequest) -> None:
+    """Refuse a CSR that asks to be a CA or a server. The certificate is built from scratch either way (client
+    auth only), but a device asking for more than it may have is a finding worth an error, not silence."""
+    for ext in csr.extensions:
+        value = ext.value
+        if isinstance(value, x509.BasicConstraints) and value.ca:
+            raise CsrInvalid("the CSR asks to be a certificate authority (basicConstraints CA:TRUE)")
+        if isinstance(value, x509.KeyUsage) and (value.key_cert_sign or value.crl_sign):
+            raise CsrInvalid("the CSR asks for certificate or CRL signing (keyCertSign / cRLSign)")
+        if isinstance(value, x509.ExtendedKeyUsage) and set(value) - {ExtendedKeyUsageOID.CLIENT_AUTH}:
+            names = ", ".join(sorted(u._name for u in value if u != ExtendedKeyUsageOID.CLIENT_AUTH))
+            raise CsrInvalid(f"the CSR asks for roles a device may not have: {names}")
 
 
 def cert_pem(cert: x509.Certificate) -> str:
