@@ -72,7 +72,7 @@ class DeviceView(_Out):
 
 class ApiKeyCreate(_In):
     role: Role
-    name: str = Field(min_length=1, max_length=128, description="who or what uses the key")
+    name: str = Field(min_length=1, max_length=64, description="who or what uses the key (1-64 characters)")
 
 
 class ApiKeyInfo(_Out):

@@ -14,12 +14,15 @@ from fleet_server.errors import Conflict, Forbidden, InvalidInput, NotFound, Una
 from fleet_server.services import audit
 
 ROLES = ("viewer", "operator", "admin")
+NAME_MAX = 64  # "apikey:<12 hex>(<name>)" must fit the audit log's 128-character actor column
 RANK = {role: i for i, role in enumerate(ROLES)}
 
 
 def create_key(session: Session, *, role: str, name: str, actor: str) -> tuple[ApiKey, str]:
     if role not in RANK:
         raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if not 1 <= len(name) <= NAME_MAX:
+        raise InvalidInput(f"an API key name has 1-{NAME_MAX} characters (got {len(name)})")
     prefix, secret = credentials.new_public_id(), credentials.new_secret()
     row = ApiKey(prefix=prefix, hash=credentials.hash_secret(secret), role=role, name=name,
                  created_at=datetime.now(timezone.utc))
@@ -67,11 +70,21 @@ def revoke_key(session: Session, key_id: int, *, actor: str) -> ApiKey:
         raise NotFound(f"no API key {key_id}")
     if row.revoked_at is not None:
         raise Conflict(f"API key {row.prefix} is already revoked")
+    if row.role == "admin" and _active_admins(session) <= 1:
+        raise Conflict(f"API key {row.prefix} is the last active admin key: revoking it would lock everyone out "
+                       "of key management; create another admin key first")
     row.revoked_at = datetime.now(timezone.utc)
     audit.record(session, actor=actor, action="apikey.revoke", target=row.prefix)
     session.flush()
     return row
 
 
+def _active_admins(session: Session) -> int:
+    query = sa.select(sa.func.count()).select_from(ApiKey).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+    return int(session.scalar(query) or 0)
+
+
 def actor_of(key: ApiKey) -> str:
-    return f"apikey:{key.prefix}({key.name})"
+    """The audit log's actor for a key; it fits the actor column whatever the key's name (names are bounded on
+    creation, and older long names are cut here)."""
+    return f"apikey:{key.prefix}({key.name[:NAME_MAX]})"
