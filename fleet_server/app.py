@@ -1,21 +1,22 @@
 """`create_app(settings)`: the FastAPI application. Its lifespan owns everything that runs: the database,
-the embedded broker (when `broker == "embedded"`), the MQTT bridge and the reconnect watcher.
+the embedded broker (when `broker == "embedded"`), the MQTT bridge and the republisher.
 
 Start-up, in order: open the Fleet (migrations, CA, keys, first admin key) -> start the embedded broker and
-learn its port -> start the bridge -> watch the bridge and republish desired twins on every (re)connect.
+learn its port -> start the bridge, whose `on_connected` republishes desired twins on every (re)connect.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 from fastapi import FastAPI
 
+from edgefleet.mqtt import BrokerUrl
 from fleet_server.api import apikeys, audit, devices, enroll, errors, health, tokens, twin
 from fleet_server.ingest import Ingest
 from fleet_server.fleet import Fleet
@@ -23,7 +24,6 @@ from fleet_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
-RECONNECT_POLL_S = 0.5
 RETAINED_FILE = "broker-retained.sqlite"  # the embedded broker's retained messages survive restarts
 EMBEDDED_CONNECT_WAIT_S = 15.0
 
@@ -37,49 +37,55 @@ async def _start_broker(fleet: Fleet) -> None:
                                 fleet.credential_checker(), persistence_path=settings.state_dir / RETAINED_FILE)
         await broker.start()
         fleet.broker = broker
-        fleet.broker_url = f"mqtt://{settings.embedded_broker_host}:{broker.port}"
+        fleet.broker_url = str(BrokerUrl(tls=False, host=settings.embedded_broker_host, port=broker.port))
     else:
         fleet.broker_url = settings.broker
     fleet.public_broker_url = settings.public_broker_url or fleet.broker_url
 
 
-def _make_bridge(fleet: Fleet):  # noqa: ANN202 - MqttBridge, imported lazily
-    from fleet_server.mqtt_bridge import MqttBridge
+class _Republisher:
+    """Republishes the stored desired twins after each (re)connect of the bridge. The bridge calls it on paho's
+    network thread, which must stay free: republishing waits for the publish lock and the database, and a publish
+    that waited there for its PUBACK would wait forever, that thread being the one that reads it. So the work
+    runs on one worker thread of its own; a reconnect during a republish queues one more behind it."""
 
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="republish-desired")
+
+    def __call__(self) -> None:
+        self._worker.submit(self._republish)
+
+    def _republish(self) -> None:
+        try:
+            sent = self._fleet.republish_desired()
+            log.info("bridge connected; republished %d desired twin(s)", sent)
+        except Exception:  # noqa: BLE001 - try again at the next reconnect
+            log.exception("republishing desired twins failed")
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - MqttBridge, imported lazily
+    from fleet_server.mqtt_bridge import MqttBridge, TlsFiles
+
+    url = BrokerUrl.parse(fleet.broker_url)
     username, password = fleet.bridge_credentials()
-    kwargs: dict = {}
-    if fleet.broker_url.startswith("mqtts://"):
-        from fleet_server.mqtt_bridge import TlsFiles
-
+    tls = None
+    if url.tls:
         cert, key = fleet.ca.server_identity()
-        kwargs["tls"] = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
-    return MqttBridge(fleet.broker_url, Ingest(fleet.db, fleet.metrics), username=username, password=password,
-                      client_id=f"edgefleet-server-{secrets.token_hex(4)}",
-                      shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded, **kwargs)
+        tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
+    return MqttBridge(url, Ingest(fleet.db, fleet.metrics), username=username, password=password,
+                      client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
+                      shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded)
 
 
-async def _watch_reconnects(fleet: Fleet) -> None:
-    """Republish stored desired twins each time the bridge goes from disconnected to connected."""
-    was_connected = False
-    while True:
-        connected = fleet.broker_connected()
-        if connected and not was_connected:
-            try:
-                sent = await anyio.to_thread.run_sync(fleet.republish_desired)
-                log.info("bridge connected; republished %d desired twin(s)", sent)
-            except Exception:  # noqa: BLE001 - try again at the next reconnect
-                log.exception("republishing desired twins failed")
-        was_connected = connected
-        await asyncio.sleep(RECONNECT_POLL_S)
-
-
-async def _shutdown(fleet: Fleet, watcher: asyncio.Task | None) -> None:
-    if watcher is not None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
     if fleet.bridge is not None:
         await anyio.to_thread.run_sync(fleet.bridge.stop)
+    if republisher is not None:  # after the bridge: no new (re)connect can queue work
+        await anyio.to_thread.run_sync(republisher.close)
     if fleet.broker is not None:
         await fleet.broker.stop()
     fleet.db.dispose()
@@ -92,28 +98,28 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet: Fleet | None = None
-        watcher: asyncio.Task | None = None
+        republisher: _Republisher | None = None
         try:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
             if start_mqtt:
                 await _start_broker(fleet)
-                fleet.bridge = _make_bridge(fleet)
+                republisher = _Republisher(fleet)
+                fleet.bridge = _make_bridge(fleet, republisher)
                 await anyio.to_thread.run_sync(fleet.bridge.start)
                 if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
-                watcher = asyncio.create_task(_watch_reconnects(fleet))
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
         except BaseException as exc:
             app.state.startup_error = exc  # start_server_in_thread reports it
             if fleet is not None:
-                await _shutdown(fleet, watcher)
+                await _shutdown(fleet, republisher)
             raise
         try:
             yield
         finally:
-            await _shutdown(fleet, watcher)
+            await _shutdown(fleet, republisher)
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
                   openapi_url="/openapi.json",

@@ -44,3 +44,11 @@ class CsrInvalid(InvalidInput):
 
 class Unavailable(FleetError):
     """A dependency (the broker) is not reachable right now; the change was kept and will be sent later."""
+
+
+class BridgeError(FleetError):
+    """The MQTT bridge could not do what was asked: bad settings, or a message not handed to the broker (not
+    connected, refused by paho, or not acknowledged in time; the typed `edgefleet.mqtt` error is its cause).
+    A message that was not sent is kept by the caller and sent again later (desired twins are republished at
+    every reconnect). In the rare race with a connection loss, paho may still deliver a QoS 1 message after
+    reconnecting, so receivers must tolerate a duplicate (commands carry a request id for that)."""

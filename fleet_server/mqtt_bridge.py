@@ -1,8 +1,10 @@
 """The server's MQTT client: receives what devices publish and sends them desired twins, commands and OTA blocks.
 
-paho-mqtt 2.x (callback API v2), MQTT 3.1.1, one network thread (`loop_start`). paho reconnects by itself
-with exponential backoff; the bridge re-subscribes in every `on_connect`, so a broker restart (which loses
-clean sessions) is survived. `connected` is only ever set by an accepted CONNACK, never by a connect attempt.
+paho-mqtt 2.x (callback API v2), MQTT 3.1.1, one network thread (`loop_start`). paho reconnects by itself,
+waiting the jittered delays of `edgefleet.backoff.Backoff`; the bridge re-subscribes in every `on_connect`,
+so a broker restart (which loses clean sessions) is survived. `connected` is only ever set by an accepted CONNACK,
+never by a connect attempt. `on_connected` is called (on the network thread) once the subscriptions of each
+connection are acknowledged: the app republishes desired twins from it.
 
 Incoming messages are parsed with `edgefleet.protocol.decode_for_topic`; a malformed topic or payload is
 logged with the reason, counted in `malformed_count` and dropped; a handler exception is logged and counted
@@ -22,24 +24,22 @@ import logging
 import ssl
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol as p
+from edgefleet.backoff import Backoff
+from edgefleet.mqtt import (BrokerUrl, MqttError, NotConnected, ReconnectSchedule, connack_refusal,
+                            tls_context, wait_published)
+from fleet_server.errors import BridgeError
 
+__all__ = ["BridgeError", "BridgeHandler", "MqttBridge", "TlsFiles"]
 log = logging.getLogger(__name__)
-
-
-class BridgeError(RuntimeError):
-    """A message was not handed to the broker: not connected, paho refused it, or (with a timeout) the broker
-    did not acknowledge it in time. The caller keeps it and sends it again later (desired twins are republished
-    at every reconnect). In the rare race with a connection loss, paho may still deliver a QoS 1 message after
-    reconnecting, so receivers must tolerate a duplicate (commands carry a request id for that)."""
 
 
 class BridgeHandler(Protocol):
@@ -62,32 +62,28 @@ class TlsFiles:
     key: Path
 
     def context(self) -> ssl.SSLContext:
-        """Capped at TLS 1.2: with 1.3, paho reported 'EOF occurred in violation of protocol' (FACTS.md)."""
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        return ctx
+        """The shared client context (`edgefleet.mqtt.tls_context`, capped at TLS 1.2) with these files."""
+        return tls_context(self.ca, self.cert, self.key)
 
 
-def parse_url(url: str) -> tuple[bool, str, int]:
-    """(tls, host, port) of `mqtt://HOST:PORT` or `mqtts://HOST:PORT`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise BridgeError(f"broker URL {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+def _broker_url(url: str | BrokerUrl) -> BrokerUrl:
+    if isinstance(url, BrokerUrl):
+        return url
     try:
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-    except ValueError as exc:
-        raise BridgeError(f"broker URL {url!r}: {exc}") from None
-    return parts.scheme == "mqtts", parts.hostname, port
+        return BrokerUrl.parse(url)
+    except MqttError as exc:
+        raise BridgeError(str(exc)) from exc
 
 
 class MqttBridge:
-    def __init__(self, url: str, handler: BridgeHandler, *, username: str | None = None,
+    def __init__(self, url: str | BrokerUrl, handler: BridgeHandler, *, username: str | None = None,
                  password: str | None = None, client_id: str = "edgefleet-server", tls: TlsFiles | None = None,
                  shared_telemetry: bool = True, share_group: str = p.SHARED_GROUP, keepalive: int = 30,
-                 reconnect_min_s: float = 0.5, reconnect_max_s: float = 30.0) -> None:
-        use_tls, self.host, self.port = parse_url(url)
-        self.url = url
+                 reconnect: Backoff | None = None, on_connected: Callable[[], None] | None = None) -> None:
+        self.broker = _broker_url(url)
+        self.url = str(self.broker)
+        self.host, self.port = self.broker.host, self.broker.port
+        self.on_connected = on_connected
         self._handler = handler
         self._keepalive = keepalive
         self._shared = shared_telemetry
@@ -108,9 +104,9 @@ class MqttBridge:
                              clean_session=True)
         if username is not None:
             client.username_pw_set(username, password)
-        if use_tls or tls is not None:
-            client.tls_set_context(tls.context() if tls is not None else _default_tls())
-        client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type] - floats work
+        if self.broker.tls or tls is not None:
+            client.tls_set_context(tls.context() if tls is not None else tls_context())
+        self._reconnects = ReconnectSchedule(reconnect or Backoff(initial_delay_s=0.5, max_delay_s=30.0, jitter=0.5))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -159,18 +155,13 @@ class MqttBridge:
     # ------------------------------------------------------------------------------------- publishing
     def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False,
                  timeout: float | None = None) -> mqtt.MQTTMessageInfo:
-        if not self._connected:
-            raise BridgeError(f"not connected to {self.url}: {topic} was not sent")
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise BridgeError(f"publishing {topic} failed: {mqtt.error_string(info.rc)}")
-        if timeout is not None:
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError) as exc:  # paho: the message was dropped (connection lost)
-                raise BridgeError(f"publishing {topic} failed: {exc}") from None
-            if not info.is_published():
-                raise BridgeError(f"the broker did not acknowledge {topic} within {timeout}s")
+        try:
+            if not self._connected:
+                raise NotConnected(f"not connected to {self.url}: {topic} was not sent")
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            wait_published(info, topic, timeout)
+        except MqttError as exc:
+            raise BridgeError(str(exc)) from exc
         return info
 
     def publish_desired(self, device_id: str, desired: p.TwinDesired, *,
@@ -193,13 +184,14 @@ class MqttBridge:
 
     # ------------------------------------------------------------------------------------- callbacks
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
+        refusal = connack_refusal(reason)
+        if refusal is not None:
             self._connected = False
-            text = str(reason)
-            if text != self._last_refusal:  # once per cause, not at every retry
-                log.warning("MQTT broker %s refused the bridge: %s (retrying)", self.url, text)
-                self._last_refusal = text
+            if refusal.reason != self._last_refusal:  # once per cause, not at every retry
+                log.warning("MQTT broker %s refused the bridge: %s (retrying)", self.url, refusal.reason)
+                self._last_refusal = refusal.reason
             return
+        self._reconnects.connected()
         self._last_refusal = None
         self._connected = True
         self._subscribe(client, self.subscriptions())
@@ -211,10 +203,11 @@ class MqttBridge:
         return [f"$share/{self._share_group}/" + f[len(default):] if f.startswith(default) else f
                 for f in p.server_subscriptions(shared=self._shared)]
 
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        text = f"cannot reach {self.host}:{self.port}"
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        delay = self._reconnects.failed(client)
+        text = f"cannot reach {self.broker.netloc}"
         if text != self._last_refusal:
-            log.warning("MQTT bridge %s (retrying with backoff)", text)
+            log.warning("MQTT bridge %s (retrying with backoff, next in %.1fs)", text, delay)
             self._last_refusal = text
 
     def _subscribe(self, client: mqtt.Client, filters: list[str]) -> None:
@@ -240,10 +233,20 @@ class MqttBridge:
                 log.error("broker %s refused subscription %s: %s", self.url, filter_, code)
         if retry:
             self._subscribe(client, retry)
-        elif not self._pending_subs:
+        elif not self._pending_subs and not self._ready.is_set():
             self._ready.set()
+            self._notify_connected()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _notify_connected(self) -> None:
+        if self.on_connected is None:
+            return
+        try:
+            self.on_connected()
+        except Exception:  # noqa: BLE001 - a callback bug must not kill the network thread
+            log.exception("the bridge's on_connected callback failed")
+
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._reconnects.failed(client)
         was = self._connected
         self._connected = False
         self._ready.clear()
@@ -298,9 +301,3 @@ class MqttBridge:
         else:  # server -> device topics: not subscribed to, so only a misbehaving broker sends them
             self.ignored_count += 1
             log.debug("ignored %s message for %s", kind.value, device)
-
-
-def _default_tls() -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    return ctx

@@ -6,7 +6,6 @@ Nothing here is read at import time: `ServerSettings()` is built by the CLI or a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Self
 
@@ -14,22 +13,11 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgefleet import paths
+from edgefleet.mqtt import BrokerUrl
 
 # EDGEFLEET_STATE_DIR already names the *base* state dir (edgefleet.paths); the server's own dir, a level
 # below by default, gets its own variable so the two cannot be confused.
 _STATE_DIR_ENV = "EDGEFLEET_SERVER_STATE_DIR"
-_BROKER_URL = re.compile(r"^(mqtts?)://([^:/]+):(\d{1,5})/?$")
-
-
-def parse_broker_url(url: str) -> tuple[str, str, int]:
-    """`mqtt://host:port` -> ("mqtt", host, port); raises ValueError with a clear message otherwise."""
-    m = _BROKER_URL.match(url)
-    if not m:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
-    port = int(m.group(3))
-    if not 0 < port < 65536:
-        raise ValueError(f"broker port {port} out of range")
-    return m.group(1), m.group(2), port
 
 
 class ServerSettings(BaseSettings):
@@ -83,15 +71,16 @@ class ServerSettings(BaseSettings):
     @field_validator("broker")
     @classmethod
     def _broker(cls, v: str) -> str:
+        # The port stays required, as it always was here; BrokerUrlError is a ValueError, so pydantic reports it.
         if v != "embedded":
-            parse_broker_url(v)
+            BrokerUrl.parse(v, require_port=True)
         return v
 
     @field_validator("public_broker_url")
     @classmethod
     def _public_broker(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_broker_url(v)
+            BrokerUrl.parse(v, require_port=True)
         return v
 
     @model_validator(mode="after")

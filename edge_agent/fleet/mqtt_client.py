@@ -8,17 +8,18 @@ logged, counted and reported but can never take the agent down.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol
+from edgefleet.backoff import Backoff
+from edgefleet.mqtt import (BrokerUrl, BrokerUrlError, MqttError, ReconnectSchedule,
+                            connack_refusal, tls_context, wait_published)
 from edge_agent.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -29,25 +30,25 @@ RejectHandler = Callable[[str, str], None]  # (topic, reason)
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    """How to reach and authenticate to the broker. ``mqtts://`` means TLS 1.2 with the device certificate."""
+    """How to reach and authenticate to the broker. ``mqtts://`` means TLS 1.2 with the device certificate.
+    ``reconnect``: each link draws its own jittered delays, so a fleet does not come back in lockstep."""
 
-    host: str
-    port: int
-    tls: bool
+    broker: BrokerUrl
     username: str | None = None
     password: str | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive: int = 30
+    reconnect: Backoff = Backoff(initial_delay_s=1.0, max_delay_s=30.0, jitter=0.5)
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> "BrokerSettings":
-        parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-            raise ConfigError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
-        tls = parsed.scheme == "mqtts"
-        return cls(host=parsed.hostname, port=parsed.port or (8883 if tls else 1883), tls=tls, **kwargs)
+        """Settings for the broker at ``url``; a bad URL is the agent's ConfigError (exit code 2)."""
+        try:
+            return cls(broker=BrokerUrl.parse(url), **kwargs)
+        except BrokerUrlError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 class MqttLink:
@@ -71,6 +72,8 @@ class MqttLink:
         self.subscribed = threading.Event()  # the broker acknowledged our subscriptions: commands will arrive
         self.rejected = 0
         self.connects = 0
+        self.last_refusal: MqttError | None = None  # why the broker last refused us; None once connected
+        self._reconnects = ReconnectSchedule(settings.reconnect)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -79,17 +82,13 @@ class MqttLink:
                              protocol=mqtt.MQTTv311)
         if s.username:
             client.username_pw_set(s.username, s.password or None)
-        if s.tls:
-            # paho is capped at TLS 1.2 against Mosquitto (FACTS.md: 1.3 gave EOF errors after connect).
-            client.tls_set(ca_certs=str(s.ca_file) if s.ca_file else None,
-                           certfile=str(s.cert_file) if s.cert_file else None,
-                           keyfile=str(s.key_file) if s.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLSv1_2)
+        if s.broker.tls:
+            client.tls_set_context(tls_context(s.ca_file, s.cert_file, s.key_file))
         offline = protocol.Status(state="offline", agent_version=self.agent_version, reason="connection lost")
         client.will_set(protocol.status_topic(self.device_id), offline.encode(), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(50)
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
@@ -98,8 +97,9 @@ class MqttLink:
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Connect in the background; paho's loop retries with backoff until it gets through."""
-        self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
+        """Connect in the background; paho's loop retries with jittered backoff until it gets through."""
+        broker = self.settings.broker
+        self._client.connect_async(broker.host, broker.port, keepalive=self.settings.keepalive)
         self._client.loop_start()
 
     def stop(self, reason: str = "agent stopped", timeout: float = 3.0) -> None:
@@ -107,10 +107,10 @@ class MqttLink:
         self._stopping = True
         if self.connected.is_set():
             offline = protocol.Status(state="offline", agent_version=self.agent_version, reason=reason)
-            info = self._client.publish(protocol.status_topic(self.device_id), offline.encode(), qos=1, retain=True)
+            topic = protocol.status_topic(self.device_id)
             try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError) as exc:
+                wait_published(self._client.publish(topic, offline.encode(), qos=1, retain=True), topic, timeout)
+            except MqttError as exc:
                 log.warning("offline status not confirmed: %s", exc)
         self._client.disconnect()
         self._client.loop_stop()
@@ -132,19 +132,28 @@ class MqttLink:
 
     # paho callbacks (paho's thread) -------------------------------------------------------------
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("broker refused %s: %s", self.device_id, reason_code)
+        refusal = connack_refusal(reason_code)
+        if refusal is not None:
+            self.last_refusal = refusal
+            log.warning("broker refused %s: %s", self.device_id, refusal.reason)
             return
+        self.last_refusal = None
+        self._reconnects.connected()
         self.connects += 1
         online = protocol.Status(state="online", agent_version=self.agent_version)
         client.publish(protocol.status_topic(self.device_id), online.encode(), qos=1, retain=True)
         client.subscribe([(f, 1) for f in protocol.device_subscriptions(self.device_id)])
         self.connected.set()
-        log.info("%s connected to %s:%s", self.device_id, self.settings.host, self.settings.port)
+        log.info("%s connected to %s", self.device_id, self.settings.broker)
         for hook in list(self.on_connected):
             self._safely(hook)
 
+    def _handle_connect_fail(self, client, userdata) -> None:
+        delay = self._reconnects.failed(client)
+        log.debug("%s cannot reach %s; next attempt in %.1fs", self.device_id, self.settings.broker.netloc, delay)
+
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._reconnects.failed(client)
         was = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()

@@ -17,7 +17,8 @@ import pytest
 from edgefleet import protocol as p
 from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.thread import BrokerThread
-from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles, parse_url
+from edgefleet.mqtt import BrokerUrl
+from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles
 from tests import services
 from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id
 from tests.services import wait_for as wait_until
@@ -299,12 +300,12 @@ def test_the_share_group_is_configurable_and_validated(recorder: Recorder) -> No
             MqttBridge("mqtt://127.0.0.1:1", recorder, share_group=bad)
 
 
-def test_bad_urls_are_refused() -> None:
-    assert parse_url("mqtts://broker.local:8884") == (True, "broker.local", 8884)
-    assert parse_url("mqtt://127.0.0.1") == (False, "127.0.0.1", 1883)
+def test_bad_urls_are_refused(recorder: Recorder) -> None:
+    assert MqttBridge("mqtts://broker.local:8884", recorder).broker == BrokerUrl(True, "broker.local", 8884)
+    assert MqttBridge("mqtt://127.0.0.1", recorder).broker == BrokerUrl(False, "127.0.0.1", 1883)
     for bad in ("http://x:1", "mqtt://", "127.0.0.1:1883", "mqtt://host:99999"):
         with pytest.raises(BridgeError):
-            parse_url(bad)
+            MqttBridge(bad, recorder)
 
 
 # --------------------------------------------------------------------------------------------- connection
@@ -366,6 +367,29 @@ def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(r
         brokers[-1].stop()
 
 
+def test_on_connected_is_called_once_per_connection_after_the_subscriptions(recorder: Recorder) -> None:
+    """The app republishes desired twins from this callback, so it must come after every reconnect, and only
+    once the bridge is subscribed (a reply to what it publishes there must not be missed)."""
+    creds = StaticCredentials("server", "pw")
+    broker = BrokerThread(port=0, checker=creds).start()
+    port = broker.port
+    seen: list[tuple[bool, bool]] = []
+    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password="pw", shared_telemetry=False,
+                   on_connected=lambda: seen.append((b.connected, b.wait_connected(0))))
+    b.start()
+    try:
+        wait_until(lambda: len(seen) == 1, what="the first on_connected")
+        broker.stop()
+        wait_until(lambda: not b.connected, what="the bridge to notice the broker is gone")
+        assert len(seen) == 1
+        broker = BrokerThread(port=port, checker=creds).start()
+        wait_until(lambda: len(seen) == 2, timeout=TIMEOUT * 3, what="on_connected after the reconnect")
+        assert seen == [(True, True), (True, True)]
+    finally:
+        b.stop()
+        broker.stop()
+
+
 def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(recorder: Recorder, tmp_path: Path) -> None:
     if services.mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed")
@@ -392,7 +416,7 @@ def _tls_peer(port: int, client_id: str, tls: TlsFiles) -> Peer:
 
 
 def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorder, tmp_path: Path) -> None:
-    """Mosquitto with `require_certificate` (the production set-up of FACTS.md): the bridge logs in with the
+    """Mosquitto with `require_certificate` (the production set-up, docs/MEASUREMENTS.md): the bridge logs in with the
     server's certificate, a device with the one the fleet CA issued it; a certificate from another CA is refused."""
     if services.mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed")

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from fleet_server.settings import ServerSettings, parse_broker_url
+from edgefleet.mqtt import BrokerUrl
+from fleet_server.settings import ServerSettings
 
 
 def test_defaults_use_the_embedded_broker_off_1883_and_sqlite_in_the_state_dir(tmp_path: Path) -> None:
@@ -38,7 +39,8 @@ def test_bad_broker_urls_are_refused_with_the_expected_form(url: str, tmp_path: 
 
 
 def test_broker_urls_parse_into_scheme_host_port() -> None:
-    assert parse_broker_url("mqtts://broker.local:8883") == ("mqtts", "broker.local", 8883)
+    url = BrokerUrl.parse("mqtts://broker.local:8883")
+    assert (url.scheme, url.host, url.port) == ("mqtts", "broker.local", 8883)
 
 
 def test_every_setting_has_a_description() -> None:
