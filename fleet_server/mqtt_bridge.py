@@ -6,9 +6,11 @@ so a broker restart (which loses clean sessions) is survived. `connected` is onl
 never by a connect attempt. `on_connected` is called (on the network thread) once the subscriptions of each
 connection are acknowledged: the app republishes desired twins from it.
 
-Incoming messages are parsed with `edgefleet.protocol.decode_for_topic`; a malformed topic or payload is
-logged with the reason, counted in `malformed_count` and dropped; a handler exception is logged and counted
-in `handler_errors`. Neither stops the network thread. Empty payloads are cleared retained messages: ignored.
+Incoming messages first pass the limits of `fleet_server.mqtt_limits` (a per-device rate, the retain flag per
+topic: a stray retained message is cleared), then are parsed with `edgefleet.protocol.decode_for_topic`. What
+is refused is counted in `refused` by reason (malformed, rate_limited, retained) and dropped, with log lines
+rate-limited per reason and topic; a handler exception is logged and counted in `handler_errors`. None stops
+the network thread. Empty payloads are cleared retained messages: ignored.
 
 Shared subscriptions: the server reads telemetry through `$share/fleet/...` so replicas split it. Mosquitto
 supports that; amqtt 0.12.1 does not (it grants the filter and then never delivers to it), so the embedded
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,9 @@ from edgefleet import protocol as p
 from edgefleet.backoff import Backoff
 from edgefleet.mqtt import (BrokerUrl, MqttError, NotConnected, ReconnectSchedule, connack_refusal,
                             tls_context, wait_published)
+from edgefleet.log_limits import ThrottledLog
 from fleet_server.errors import BridgeError
+from fleet_server.mqtt_limits import DeviceRateLimiter, retain_allowed
 
 __all__ = ["BridgeError", "BridgeHandler", "MqttBridge", "TlsFiles"]
 log = logging.getLogger(__name__)
@@ -79,7 +83,8 @@ class MqttBridge:
     def __init__(self, url: str | BrokerUrl, handler: BridgeHandler, *, username: str | None = None,
                  password: str | None = None, client_id: str = "edgefleet-server", tls: TlsFiles | None = None,
                  shared_telemetry: bool = True, share_group: str = p.SHARED_GROUP, keepalive: int = 30,
-                 reconnect: Backoff | None = None, on_connected: Callable[[], None] | None = None) -> None:
+                 reconnect: Backoff | None = None, on_connected: Callable[[], None] | None = None,
+                 limiter: DeviceRateLimiter | None = None) -> None:
         self.broker = _broker_url(url)
         self.url = str(self.broker)
         self.host, self.port = self.broker.host, self.broker.port
@@ -95,7 +100,9 @@ class MqttBridge:
         self._pending_subs: dict[int, list[str]] = {}
         self._last_refusal: str | None = None
         self.messages_in = 0
-        self.malformed_count = 0
+        self.refused: Counter[str] = Counter()  # dropped messages by reason: malformed, rate_limited, retained
+        self._limiter = limiter or DeviceRateLimiter()
+        self._log = ThrottledLog(log)
         self.handler_errors = 0
         self.ignored_count = 0
         self.recent_malformed: deque[tuple[str, str]] = deque(maxlen=20)  # (topic, reason), for operators
@@ -254,32 +261,41 @@ class MqttBridge:
         if was:
             log.warning("MQTT bridge lost %s: %s (reconnecting)", self.url, reason)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.messages_in += 1
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            self._malformed(repr(message._topic), "topic is not UTF-8")  # noqa: SLF001 - raw bytes for the log
+            self._refuse("malformed", repr(message._topic), "topic is not UTF-8")  # noqa: SLF001 - raw bytes
             return
         if not message.payload:
             return  # a cleared retained message
         try:
+            parsed = p.parse_topic(topic)
+            if message.retain and not retain_allowed(parsed.kind):
+                self._refuse("retained", topic, "devices may not retain this topic; cleared")
+                client.publish(topic, b"", qos=1, retain=True)  # no wait: this is paho's network thread
+                return
+            if not self._limiter.allow(parsed.device_id):
+                self._refuse("rate_limited", topic, f"over {self._limiter.rate:g} messages/s")
+                return
             parsed, payload = p.decode_for_topic(topic, message.payload)
-        except p.ProtocolError as exc:
-            self._malformed(topic, str(exc))
-            return
-        try:
             self._dispatch(parsed, payload)
         except p.ProtocolError as exc:
-            self._malformed(topic, str(exc))
+            self._refuse("malformed", topic, str(exc))
         except Exception:  # noqa: BLE001 - a handler bug must not kill the network thread
             self.handler_errors += 1
-            log.exception("handling %s failed", topic)
+            self._log.exception("handling %s failed", topic, key=f"handler:{topic}")
 
-    def _malformed(self, topic: str, reason: str) -> None:
-        self.malformed_count += 1
+    @property
+    def malformed_count(self) -> int:
+        return self.refused["malformed"]
+
+    def _refuse(self, kind: str, topic: str, reason: str) -> None:
+        """Count and (rate-limited) log a dropped message; keep the last few for operators."""
+        self.refused[kind] += 1
         self.recent_malformed.append((topic, reason))
-        log.warning("dropped malformed MQTT message on %s: %s", topic, reason)
+        self._log.warning("dropped MQTT message on %s: %s", topic, reason, key=f"{kind}:{topic.rsplit('/', 1)[0]}")
 
     def _dispatch(self, topic: p.Topic, payload: Any) -> None:
         h, device = self._handler, topic.device_id

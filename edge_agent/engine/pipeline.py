@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgefleet.log_limits import ThrottledLog
 from edge_agent.engine.backends.base import LoadedModel
 from edge_agent.engine.interface import PipelineStats, Sink
 from edge_agent.engine.postprocess import PostProcessor, Result
@@ -63,22 +64,6 @@ class _Job:
     stage: _Stage
 
 
-class _Throttle:
-    """Logs a repeating failure at most once per ``every_s``, counting the rest."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s, self._last, self.suppressed = every_s, -1e9, 0
-
-    def exception(self, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            log.exception(msg + (f" ({self.suppressed} similar since)" if self.suppressed else ""), *args)
-            self.suppressed = 0
-        else:
-            self.suppressed += 1
-
-
 class Pipeline:
     """``start()`` starts the capture and the feeder; ``stop()`` stops both, waits for requests in flight (their
     results still reach the sinks) and closes the backend. ``swap()`` changes model and processing between
@@ -111,8 +96,8 @@ class Pipeline:
         self._inference: deque[float] = deque(maxlen=window)
         self._completions: deque[float] = deque()
         self._started_at = 0.0
-        self._sink_errors = _Throttle()
-        self._errors = _Throttle()
+        self._sink_errors = ThrottledLog(log)
+        self._errors = ThrottledLog(log)
 
     # -- control -------------------------------------------------------------------------------------------------
     @property

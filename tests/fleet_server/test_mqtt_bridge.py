@@ -465,3 +465,52 @@ def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorde
     finally:
         b.stop()
         mosquitto.stop()
+
+
+def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_counted(
+        env: Env, recorder: Recorder) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    device.publish(p.telemetry_topic(dev), p.Telemetry(device_id=dev).encode(), retain=True)
+    device.publish(p.status_topic(dev), p.Status(state="online").encode(), retain=True)  # allowed
+    late = env.bridge(recorder)  # a server that connects later is offered the retained messages
+    late.start()
+    try:
+        assert late.wait_connected(TIMEOUT)
+        recorder.wait_for("status", dev)
+        wait_until(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
+        assert not [c for c in recorder.of(dev) if c[0] == "telemetry"]
+        def cleared() -> bool:  # a new subscriber is offered the retained status but no telemetry any more
+            probe = Peer(env.port, f"probe-{secrets.token_hex(3)}",
+                         *(("server", env.server_password) if env.creds else (None, None)))
+            try:
+                assert not probe.connect().is_failure
+                probe.subscribe(p.telemetry_topic(dev), p.status_topic(dev))  # retained come in this order
+                probe.expect(p.status_topic(dev))
+                return p.telemetry_topic(dev) not in probe.topics()
+            finally:
+                probe.close()
+
+        wait_until(cleared, what="the retained telemetry cleared on the broker")
+    finally:
+        late.stop()
+
+
+def test_a_device_over_its_message_rate_is_cut_off_while_others_still_get_through(
+        env: Env, recorder: Recorder) -> None:
+    from fleet_server.mqtt_limits import DeviceRateLimiter
+
+    noisy, quiet = env.device("noisy"), env.device("quiet")
+    bridge = env.bridge(recorder, shared_telemetry=False, limiter=DeviceRateLimiter(rate=1.0, burst=5))
+    bridge.start()
+    try:
+        assert bridge.wait_connected(TIMEOUT)
+        flood = env.connect(noisy)
+        for i in range(40):
+            flood.publish(p.events_topic(noisy), _event(i).encode())
+        wait_until(lambda: bridge.refused["rate_limited"] >= 30, what="the flood refused")
+        env.connect(quiet).publish(p.events_topic(quiet), _event(1).encode())
+        recorder.wait_for("event", quiet)
+        assert len([c for c in recorder.of(noisy) if c[0] == "event"]) <= 7
+    finally:
+        bridge.stop()
