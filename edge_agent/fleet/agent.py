@@ -136,6 +136,7 @@ class Agent:
                              on_message=lambda t, m: self._inbox.put(("msg", t, m)),
                              on_reject=lambda t, r: self._inbox.put(("reject", t, r)))
         self.link.on_connected.append(lambda: self._inbox.put(("connected", None, None)))
+        self.link.on_session_lost.append(self._on_session_lost)
         self.link.on_published.append(self.outbox.acknowledged)
 
     def start_worker(self) -> None:
@@ -214,6 +215,12 @@ class Agent:
     def _on_camera_event(self, camera_event: Any) -> None:
         """A local camera was unplugged or came back (edge_agent.engine.discovery): tell the fleet."""
         self.emit_event(Event(**camera_event.as_event_fields()))
+
+    def _on_session_lost(self) -> None:
+        """Tell the fleet: a lost session is either a broker that lost state or someone using our identity."""
+        self.emit_event(Event(kind="connection", message="MQTT session lost on reconnect (another client used this "
+                              "device's identity, or the broker lost its state); subscriptions renewed",
+                              data={"sessions_lost": self.link.sessions_lost}))
 
     def emit_event(self, event: Event) -> None:
         self.outbox.enqueue(EVENT, protocol.events_topic(self.config.device_id), event.encode())

@@ -72,6 +72,8 @@ class MqttLink:
         self.subscribed = threading.Event()  # the broker acknowledged our subscriptions: commands will arrive
         self.rejected = 0
         self.connects = 0
+        self.sessions_lost = 0
+        self.on_session_lost: list[Callable[[], None]] = []
         self.last_refusal: MqttError | None = None  # why the broker last refused us; None once connected
         self._reconnects = ReconnectSchedule(settings.reconnect)
         self._client = self._make_client()
@@ -140,6 +142,15 @@ class MqttLink:
         self.last_refusal = None
         self._reconnects.connected()
         self.connects += 1
+        if self.connects > 1 and not flags.session_present:
+            # We always ask for a persistent session, so a reconnect without one means it was lost: another client
+            # connected with this device's identity and a clean session (a takeover), or the broker lost its
+            # state. Queued commands are gone; the subscriptions below renew what the session held.
+            self.sessions_lost += 1
+            log.warning("%s: the broker had no session for us on reconnect (taken over or lost); subscriptions "
+                        "renewed", self.device_id)
+            for hook in list(self.on_session_lost):
+                self._safely(hook)
         online = protocol.Status(state="online", agent_version=self.agent_version)
         client.publish(protocol.status_topic(self.device_id), online.encode(), qos=1, retain=True)
         client.subscribe([(f, 1) for f in protocol.device_subscriptions(self.device_id)])

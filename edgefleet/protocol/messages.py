@@ -172,7 +172,7 @@ class Telemetry(Message):
 class Event(Message):
     """Something worth keeping: a detection over threshold, a low-confidence frame, a camera or model change."""
 
-    kind: Literal["detection", "classification", "low_confidence", "camera", "model", "error", "outbox"]
+    kind: Literal["detection", "classification", "low_confidence", "camera", "model", "error", "outbox", "connection"]
     camera_id: Text | None = None
     message: Text | None = None
     data: EventData = Field(default_factory=dict)
