@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -68,7 +67,12 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
-    """Load the signing key at ``path``, creating it (mode 0600, parent 0700) and its public PEM if missing."""
+    """Load the signing key at ``path``, creating it (mode 0600, parent 0700) and its public PEM if missing.
+
+    Safe when several programs start at once on a fresh machine: the key file appears only complete and only once
+    (the first creator wins, the others load its key), and nothing replaces it afterwards, so a caller may hold
+    the returned key until it signs and the file still holds that key. The public PEM is rewritten only with the
+    public half of that one key, so concurrent writers agree byte for byte."""
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

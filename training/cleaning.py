@@ -120,10 +120,33 @@ def clean(dataset: Dataset, load_report: LoadReport | None = None, *, min_per_cl
     notes: list[str] = []
     if load_report is not None:
         _from_load_report(recs, load_report, notes)
-    n = len(dataset)
-    alive = np.ones(n, dtype=bool)
+    alive = np.ones(len(dataset), dtype=bool)
+    conflicts = _exact_duplicates(dataset, recs, alive)
+    group_of = _near_duplicates(dataset, recs, alive, near_dup_distance)
+    # classes too small to learn from (checked before the mislabel model, which needs a few of each)
+    _drop_rare(dataset, recs, alive, min_per_class)
+    suspects: set[int] = set()
+    if check_mislabels:
+        suspects = _mislabels(dataset, alive, group_of, recs, mislabel_threshold, min_judge_accuracy, seed, notes)
+    _settle_conflicts(dataset, recs, alive, conflicts, suspects)
+    if drop_mislabeled:
+        _drop_suspects(recs, alive, suspects)
+    _drop_rare(dataset, recs, alive, min_per_class)  # conflict drops can push a class under the minimum
 
-    # exact duplicates
+    kept_idx = np.flatnonzero(alive)
+    _name_groups(dataset, recs, group_of)
+    settings = {"min_per_class": min_per_class, "near_dup_distance": near_dup_distance,
+                "mislabel_threshold": mislabel_threshold, "drop_mislabeled": drop_mislabeled,
+                "check_mislabels": check_mislabels, "seed": seed}
+    report = CleaningReport(dataset.source, recs + _unreadable_records(load_report), group_of[kept_idx], settings,
+                            notes)
+    return _without_empty_classes(dataset.subset(kept_idx), notes), report
+
+
+def _exact_duplicates(dataset: Dataset, recs: list[FileRecord], alive: np.ndarray) -> list[list[int]]:
+    """Drop same-label copies of the same pixels; return the sets of copies whose labels conflict, which wait for
+    the mislabel model's opinion."""
+    names = dataset.class_names
     by_hash: dict[str, list[int]] = {}
     for i, img in enumerate(dataset.images):
         by_hash.setdefault(pixel_sha256(img), []).append(i)
@@ -142,12 +165,17 @@ def clean(dataset: Dataset, load_report: LoadReport | None = None, *, min_per_cl
             for i in members:
                 others = ", ".join(f"{dataset.ids[j]} ({names[int(dataset.labels[j])]})" for j in members if j != i)
                 recs[i].add("conflicting_duplicate", f"same pixels as {others}")
+    return conflicts
 
-    # near duplicates -> groups
+
+def _near_duplicates(dataset: Dataset, recs: list[FileRecord], alive: np.ndarray, distance: int) -> np.ndarray:
+    """Report near copies among the live images and return one group id per image (its union-find root)."""
+    names = dataset.class_names
+    n = len(dataset)
     uf = UnionFind(n)
     hashes = phashes(dataset.images)
     live = np.flatnonzero(alive)
-    for a, b, dist in near_pairs(hashes[live], near_dup_distance):
+    for a, b, dist in near_pairs(hashes[live], distance):
         i, j = int(live[a]), int(live[b])
         uf.union(i, j)
         if dist > 0 or int(dataset.labels[i]) == int(dataset.labels[j]):
@@ -157,15 +185,13 @@ def clean(dataset: Dataset, load_report: LoadReport | None = None, *, min_per_cl
             for x, y in ((i, j), (j, i)):
                 recs[x].add("near_duplicate_conflicting_label",
                             f"near copy {dataset.ids[y]} is labelled {names[int(dataset.labels[y])]}")
-    group_of = np.array([uf.find(i) for i in range(n)])
+    return np.array([uf.find(i) for i in range(n)])
 
-    # classes too small to learn from (checked before the mislabel model, which needs a few of each)
-    _drop_rare(dataset, recs, alive, min_per_class)
 
-    # likely mislabels
-    suspects: set[int] = set()
-    if check_mislabels:
-        suspects = _mislabels(dataset, alive, group_of, recs, mislabel_threshold, min_judge_accuracy, seed, notes)
+def _settle_conflicts(dataset: Dataset, recs: list[FileRecord], alive: np.ndarray, conflicts: list[list[int]],
+                      suspects: set[int]) -> None:
+    """Copies with conflicting labels: keep one copy when the mislabel model trusts a single label among them,
+    else drop them all (there is no way to know the right label)."""
     for members in conflicts:
         live_members = [i for i in members if alive[i]]
         trusted = [i for i in live_members if i not in suspects]
@@ -182,22 +208,19 @@ def clean(dataset: Dataset, load_report: LoadReport | None = None, *, min_per_cl
             for i in live_members:
                 recs[i].drop("duplicate with conflicting labels; cannot tell which is right")
                 alive[i] = False
-    if drop_mislabeled:
-        for i in suspects:
-            if alive[i]:
-                recs[i].drop("suspected mislabel (drop_mislabeled=True)")
-                alive[i] = False
-    _drop_rare(dataset, recs, alive, min_per_class)  # conflict drops can push a class under the minimum
 
-    kept_idx = np.flatnonzero(alive)
-    for i in range(n):
+
+def _drop_suspects(recs: list[FileRecord], alive: np.ndarray, suspects: set[int]) -> None:
+    for i in suspects:
+        if alive[i]:
+            recs[i].drop("suspected mislabel (drop_mislabeled=True)")
+            alive[i] = False
+
+
+def _name_groups(dataset: Dataset, recs: list[FileRecord], group_of: np.ndarray) -> None:
+    """Name each near-duplicate group after its root image, so the report says which files travel together."""
+    for i in range(len(dataset)):
         recs[i].group = dataset.ids[group_of[i]] if (group_of == group_of[i]).sum() > 1 else None
-    settings = {"min_per_class": min_per_class, "near_dup_distance": near_dup_distance,
-                "mislabel_threshold": mislabel_threshold, "drop_mislabeled": drop_mislabeled,
-                "check_mislabels": check_mislabels, "seed": seed}
-    report = CleaningReport(dataset.source, recs + _unreadable_records(load_report), group_of[kept_idx], settings,
-                            notes)
-    return _without_empty_classes(dataset.subset(kept_idx), notes), report
 
 
 def _without_empty_classes(ds: Dataset, notes: list[str]) -> Dataset:
