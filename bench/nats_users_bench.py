@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fleet_server.nats import NatsBroker, bcrypt_hash  # noqa: E402
-from fleet_server.nats.binary import binary_version, find_binary  # noqa: E402
-from fleet_server.nats.users import write_users_file  # noqa: E402
+from fleet_server.nats import NatsBroker, bcrypt_hash
+from fleet_server.nats.binary import binary_version, find_binary
+from fleet_server.nats.users import write_users_file
 
 RESULTS = ROOT / "bench" / "results"
 SIZES = (1000, 10000)
@@ -147,7 +147,7 @@ def bench_costs(tmp: Path, sequential: int = 20) -> dict[str, object]:
             latency = [connect_ms(port, user, passwords[c]) for _ in range(sequential)]
             start = time.perf_counter()
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda _: connect_ms(port, user, passwords[c]), range(STORM[c])))
+                list(pool.map(connect_ms, [port] * STORM[c], [user] * STORM[c], [passwords[c]] * STORM[c]))
             rate = STORM[c] / (time.perf_counter() - start)
             out[str(c)] = {"connect_ms": med(latency), "storm_connects_per_s": round(rate, 1),
                            "storm_10000_devices_s": round(10000 / rate, 1)}
@@ -168,7 +168,7 @@ def bench_reload_connected(tmp: Path, cases: tuple[tuple[int, int], ...] = ((4, 
         devices = [(f"on-{i:04d}", bcrypt_hash(pw, cost)) for i, pw in enumerate(passwords)]
         broker.set_devices(devices)
         with ThreadPoolExecutor(8) as pool:
-            socks = list(pool.map(lambda i: connect(broker.mqtt_port, devices[i][0], passwords[i]), range(online)))
+            socks = list(pool.map(connect, [broker.mqtt_port] * online, [d for d, _ in devices], passwords))
         try:
             times = []
             for r in range(2):
@@ -186,26 +186,30 @@ def bench_reload_connected(tmp: Path, cases: tuple[tuple[int, int], ...] = ((4, 
     return out
 
 
+USERS_HEAD = ("| devices | render+write users file | set_devices (render+reload) | reload only "
+              "| set_devices return -> new device CONNACK | nats-server RSS | users file |")
+COSTS_HEAD = ("| bcrypt cost | CONNECT -> CONNACK (one at a time) | reconnect storm (8 threads) "
+              "| 10,000 devices reconnecting |")
+ONLINE_HEAD = "| bcrypt cost | devices online | set_devices (the reload re-checks online devices) |"
+
+
 def markdown(r: dict) -> str:
-    lines = [f"# NATS users file: {r['nats_server']} on {r['machine']}", "",
-             "| devices | render+write users file | set_devices (render+reload) | reload only | "
-             "set_devices return -> new device CONNACK | nats-server RSS | users file |", "|---|---|---|---|---|---|---|"]
+    lines = [f"# NATS users file: {r['nats_server']} on {r['machine']}", "", USERS_HEAD, "|---" * 7 + "|"]
     for n in SIZES:
         u = r["users"][str(n)]
         lines.append(f"| {n:,} | {u['render_write_ms']} ms | {u['set_devices_ms']} ms | {u['reload_only_ms']} ms | "
                      f"{u['return_to_connack_ms']} ms | {u['rss_mb']} MB | {u['users_file_kb']} KB |")
-    lines += ["", f"nats-server RSS with no devices: {r['users']['rss_mb_no_devices']} MB.", "",
-              "| bcrypt cost | CONNECT -> CONNACK (one at a time) | reconnect storm (8 threads) | "
-              "10,000 devices reconnecting |", "|---|---|---|---|"]
+    lines += ["", f"nats-server RSS with no devices: {r['users']['rss_mb_no_devices']} MB.", "", COSTS_HEAD,
+              "|---" * 4 + "|"]
     for c in COSTS:
         b = r["bcrypt"][str(c)]
         lines.append(f"| {c} | {b['connect_ms']} ms | {b['storm_connects_per_s']} connects/s | "
                      f"{b['storm_10000_devices_s']} s |")
-    lines += ["", "| bcrypt cost | devices online | set_devices (reload re-checks online devices) |", "|---|---|---|"]
+    lines += ["", ONLINE_HEAD, "|---" * 3 + "|"]
     for v in r["reload_online"]:
         lines.append(f"| {v['bcrypt_cost']} | {v['online_devices']:,} | {v['set_devices_ms']} ms |")
-    lines += ["", "Medians; the machine is shared, so treat single-digit milliseconds as noise. "
-              "Written by bench/nats_users_bench.py.", ""]
+    lines += ["", (f"Medians; the machine is shared (load average {r['load_average']} at the end), so treat "
+                   "differences of a few milliseconds as noise. Written by bench/nats_users_bench.py."), ""]
     return "\n".join(lines)
 
 
@@ -219,6 +223,7 @@ def main() -> None:
                   "users": bench_users(Path(tmp), pool), "bcrypt": bench_costs(Path(tmp)),
                   "reload_online": bench_reload_connected(Path(tmp))}
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
+    result["load_average"] = round(os.getloadavg()[0], 1)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "nats_users.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "nats_users.md").write_text(markdown(result))

@@ -92,7 +92,7 @@ class NatsBroker:
         return self._cfg.store_dir
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "NatsBroker":
+    def start(self) -> NatsBroker:
         """Spawn nats-server; return once its MQTT port accepts connections (NatsError with the log tail if not)."""
         with self._lock:
             if self._proc is not None:
@@ -124,7 +124,8 @@ class NatsBroker:
         """Make exactly these devices able to log in; return once nats-server has applied it.
 
         Devices not listed any more lose their live connection in the same reload (nats-server re-checks
-        every connected client against the new users). Before `start`, only records the list."""
+        every connected client against the new users, which also makes a reload's time grow with the
+        devices online: bench/nats_users_bench.py). Before `start`, only records the list."""
         users = as_device_users(devices)
         with self._lock:
             self._devices = users

@@ -3,8 +3,9 @@
 The database keeps only SHA-256 of each device's MQTT password, so the plaintext cannot be written here;
 enrollment stores a bcrypt hash beside it (`bcrypt_hash`) and nats-server checks CONNECT passwords
 against that. The cost is the minimum, 4: bcrypt's cost defends human-chosen passwords, while these are
-256-bit random secrets, and every reconnect storm after a broker restart pays it once per device
-(connect cost per bcrypt cost: bench/nats_users_bench.py).
+256-bit random secrets; and nats-server pays it once per device in every reconnect storm and again for
+every *online* device at every reload, since a reload re-checks each connected client against the new
+users (both measured in bench/nats_users_bench.py).
 
 Permissions are allow-lists only (nats-server before 2.12.12 let retained messages through subscribe
 *deny* rules; find_binary refuses those versions, and allow-lists do not depend on that fix). A device

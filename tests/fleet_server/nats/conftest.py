@@ -30,6 +30,10 @@ class NatsPeer(Peer):
         if sock is not None:
             sock.close()
 
+    def wait_messages(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until at least `count` messages have arrived."""
+        self._wait(lambda: len(self.messages) >= count, f"{count} messages", timeout)
+
     def publish_burst(self, topic: str, payloads: list[bytes]) -> None:
         """Publish all at QoS 1 with many in flight, and return once every one is PUBACKed."""
         infos = [self.client.publish(topic, body, qos=1) for body in payloads]

@@ -25,7 +25,7 @@ def test_burst_pubacked_then_disconnect_reaches_the_server_whole(nats_fleet: Nat
     device = nats_fleet.as_device(a)
     device.publish_burst(p.telemetry_topic(a), [str(i).encode() for i in range(BURST)])
     device.drop()  # gone right after the last PUBACK, without DISCONNECT
-    server._wait(lambda: len(server.messages) >= BURST, f"{BURST} messages", timeout=60)  # noqa: SLF001
+    server.wait_messages(BURST)
     assert sorted(int(m.payload) for m in server.messages) == list(range(BURST))
 
 
@@ -84,7 +84,7 @@ def test_last_will_fires_on_a_dropped_socket_and_is_retained(nats_fleet: NatsFle
     device.publish(p.status_topic(a), b"online", retain=True)
     server.expect(p.status_topic(a))
     device.drop()
-    server._wait(lambda: len(server.messages) == 2, "the Last Will")  # noqa: SLF001
+    server.wait_messages(2)
     assert server.messages[1].payload == will
     later = nats_fleet.as_server()
     later.subscribe(p.status_topic(a))

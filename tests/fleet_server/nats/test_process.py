@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_start_fails_clearly_when_the_mqtt_port_is_taken(nats_binary: Path, tmp_
     assert not broker.running and broker.pid is None
 
 
-def _wait_for(predicate, what: str) -> None:  # noqa: ANN001
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 30
     while not predicate():
         if time.monotonic() > deadline:

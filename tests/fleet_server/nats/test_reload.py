@@ -7,6 +7,7 @@ import os
 import secrets
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_set_devices_refuses_a_non_bcrypt_hash_and_keeps_the_old_users(nats_flee
     assert not nats_fleet.peer(a, a, nats_fleet.passwords[a]).connect().is_failure
 
 
-def test_devices_set_before_start_can_log_in_once_started(nats_binary, tmp_path) -> None:  # noqa: ANN001
+def test_devices_set_before_start_can_log_in_once_started(nats_binary: Path, tmp_path: Path) -> None:
     device, password = unique_id("early"), secrets.token_urlsafe(32)
     broker = NatsBroker(tmp_path / "nats", mqtt_port=0, server_password="s", binary=nats_binary)
     broker.set_devices([(device, bcrypt_hash(password))])
