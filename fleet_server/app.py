@@ -1,5 +1,5 @@
 """`create_app(settings)`: the FastAPI application. Its lifespan owns everything that runs: the database,
-the embedded broker (when `broker == "embedded"`), the MQTT bridge and the republisher.
+the embedded NATS broker (when `broker == "embedded"`) and its user sync, the MQTT bridge and the republisher.
 
 Start-up, in order: open the Fleet (migrations, CA, keys, first admin key) -> start the embedded broker and
 learn its port -> start the bridge, whose `on_connected` republishes desired twins on every (re)connect.
@@ -24,20 +24,23 @@ from fleet_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
-RETAINED_FILE = "broker-retained.sqlite"  # the embedded broker's retained messages survive restarts
+NATS_DIR = "nats"  # the embedded broker's config, users, JetStream store (sessions, retained messages) and log
 EMBEDDED_CONNECT_WAIT_S = 15.0
 
 
-async def _start_broker(fleet: Fleet) -> None:
+def _start_broker(fleet: Fleet) -> None:
+    """Start the embedded NATS broker with the inventory's logins (synchronous: run it in a thread)."""
     settings = fleet.settings
     if settings.embedded:
-        from fleet_server.broker.embedded import EmbeddedBroker
+        from fleet_server.broker_users import BrokerUserSync
+        from fleet_server.nats import NatsBroker
 
-        broker = EmbeddedBroker(settings.embedded_broker_host, settings.embedded_broker_port,
-                                fleet.credential_checker(), persistence_path=settings.state_dir / RETAINED_FILE)
-        await broker.start()
-        fleet.broker = broker
-        fleet.broker_url = str(BrokerUrl(tls=False, host=settings.embedded_broker_host, port=broker.port))
+        broker = NatsBroker(settings.state_dir / NATS_DIR, settings.embedded_broker_host,
+                            settings.embedded_broker_port, server_password=fleet.server_broker_password)
+        broker.set_devices(fleet.broker_logins())  # recorded; start() writes them before the process starts
+        fleet.broker = broker.start()
+        fleet.user_sync = BrokerUserSync(fleet.broker_logins, broker.set_devices)
+        fleet.broker_url = broker.url
     else:
         fleet.broker_url = settings.broker
     fleet.public_broker_url = settings.public_broker_url or fleet.broker_url
@@ -86,8 +89,10 @@ async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
         await anyio.to_thread.run_sync(fleet.bridge.stop)
     if republisher is not None:  # after the bridge: no new (re)connect can queue work
         await anyio.to_thread.run_sync(republisher.close)
+    if fleet.user_sync is not None:
+        await anyio.to_thread.run_sync(fleet.user_sync.close)
     if fleet.broker is not None:
-        await fleet.broker.stop()
+        await anyio.to_thread.run_sync(fleet.broker.stop)
     fleet.db.dispose()
 
 
@@ -103,7 +108,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
             if start_mqtt:
-                await _start_broker(fleet)
+                await anyio.to_thread.run_sync(_start_broker, fleet)
                 republisher = _Republisher(fleet)
                 fleet.bridge = _make_bridge(fleet, republisher)
                 await anyio.to_thread.run_sync(fleet.bridge.start)

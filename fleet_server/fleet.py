@@ -1,6 +1,6 @@
 """The running server's parts in one object, built at start-up from `ServerSettings` and owned by the app's
 lifespan (never a module global): database, fleet CA, signing key, broker identity, first admin key,
-metrics, and (once started) the MQTT bridge and embedded broker.
+metrics, and (once started) the MQTT bridge and the embedded NATS broker with its user sync.
 
 `Fleet.open` is the synchronous bootstrap (migrations, keys, files); `fleet_server.app` starts the broker
 and bridge around it.
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleet_server.checker import SERVER_USERNAME, DatabaseCredentialChecker
+from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
+from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
 from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
 from fleet_server.services import apikeys, devices
@@ -54,7 +55,8 @@ class Fleet:
     admin_key_created: bool
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
-    broker: Any = None  # fleet_server.broker.embedded.EmbeddedBroker when embedded
+    broker: Any = None  # fleet_server.nats.NatsBroker when embedded
+    user_sync: BrokerUserSync | None = None  # keeps the embedded broker's users in step with the inventory
     broker_url: str = ""  # where the server's bridge connects
     public_broker_url: str = ""  # what devices are told at enrollment
     _publish_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -84,12 +86,23 @@ class Fleet:
         return fleet
 
     # -------------------------------------------------------------------------------- broker identity
-    def credential_checker(self) -> DatabaseCredentialChecker:
-        return DatabaseCredentialChecker(self.db, self.server_broker_password)
+    def broker_logins(self) -> list[tuple[str, str]]:
+        with self.db.session() as session:
+            return devices.broker_logins(session)
+
+    def sync_broker_users(self, timeout: float = 30.0) -> None:
+        """Make the inventory's logins live on the embedded broker (no-op with an external broker)."""
+        if self.user_sync is not None and not self.user_sync.changed(timeout):
+            log.warning("the embedded broker's users were not updated within %.0fs", timeout)
+
+    def after_enroll(self, device_id: str) -> None:
+        """Outside the transaction: the new device may log in to the embedded broker once this returns."""
+        self.sync_broker_users()
+        log.info("enrolled %s", device_id)
 
     def bridge_credentials(self) -> tuple[str | None, str | None]:
         if self.settings.embedded:
-            return SERVER_USERNAME, self.server_broker_password
+            return SERVER_USER, self.server_broker_password
         return self.settings.broker_username, self.settings.broker_password
 
     def enroll_context(self) -> EnrollContext:
@@ -132,15 +145,14 @@ class Fleet:
             return sum(self._publish_current(device_id) for device_id in ids)
 
     def after_decommission(self, device_id: str) -> None:
-        """Outside the transaction: rewrite the CRL, drop the device's connection to the embedded broker and
-        clear its retained desired twin. Must not run on the broker's event loop (API routes run in threads)."""
+        """Outside the transaction: rewrite the CRL, remove the device's login from the embedded broker (which
+        cuts its live connection) and clear its retained messages. API routes run this in a worker thread."""
         with self._publish_lock, self.db.session() as session:  # the lock also serialises CRL writers
             self.ca.write_crl(devices.revoked_serials(session))
-        if self.broker is not None:
-            try:  # drop its live connection now; the checker refuses the next login
-                self.broker.disconnect_threadsafe(device_id)
-            except Exception:  # noqa: BLE001 - it still cannot log in again
-                log.warning("disconnecting %s from the embedded broker failed", device_id, exc_info=True)
+        try:  # the embedded broker drops its live connection in the same reload that removes its login
+            self.sync_broker_users()
+        except Exception:  # noqa: BLE001 - its credentials are revoked in the database either way
+            log.warning("removing %s from the embedded broker failed", device_id, exc_info=True)
         with self._publish_lock:
             if not self.broker_connected():
                 return

@@ -40,4 +40,5 @@ def enroll(payload: Annotated[Any, Body()], session: SessionDep, fleet: FleetDep
     signing key, broker URL and MQTT credentials. On any refusal nothing is created and no use is taken."""
     response = enrollment.enroll(session, parse_enroll_request(payload), fleet.enroll_context())
     session.commit()
+    fleet.after_enroll(response.device_id)  # its broker login is live when this answer leaves
     return response

@@ -36,6 +36,7 @@ class Device(Base):
     enrolled_with: Mapped[str | None] = mapped_column(sa.String(32), doc="id of the enrollment token used")
     decommissioned_at: Mapped[datetime | None]
     mqtt_password_hash: Mapped[str | None] = mapped_column(sa.String(128))
+    mqtt_password_bcrypt: Mapped[str | None] = mapped_column(sa.String(80), doc="what the embedded broker checks")
     cert_serial: Mapped[str | None] = mapped_column(sa.String(64), doc="hex serial of the device certificate")
     hardware: Mapped[JsonDict] = mapped_column(default=dict)
 

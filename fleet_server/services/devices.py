@@ -60,6 +60,7 @@ def decommission(session: Session, device_id: str, *, actor: str) -> Device:
     now = _now()
     device.decommissioned_at = now
     device.mqtt_password_hash = None
+    device.mqtt_password_bcrypt = None
     device.status = "decommissioned"
     if device.cert_serial:
         session.add(RevokedCert(serial=device.cert_serial, device_id=device_id, revoked_at=now))
@@ -67,6 +68,13 @@ def decommission(session: Session, device_id: str, *, actor: str) -> Device:
                  details={"cert_serial": device.cert_serial})
     session.flush()
     return device
+
+
+def broker_logins(session: Session) -> list[tuple[str, str]]:
+    """(device id, bcrypt hash) of every active device that can log in to the embedded broker."""
+    q = (sa.select(Device.id, Device.mqtt_password_bcrypt)
+         .where(Device.decommissioned_at.is_(None), Device.mqtt_password_bcrypt.is_not(None)).order_by(Device.id))
+    return [(device_id, hashed) for device_id, hashed in session.execute(q)]
 
 
 def revoked_serials(session: Session) -> list[tuple[str, datetime]]:

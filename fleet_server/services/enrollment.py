@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from edgefleet.protocol import EnrollRequest, EnrollResponse, validate_device_id
 from fleet_server import credentials
+from fleet_server.nats.users import bcrypt_hash
 from fleet_server.db.models import Device
 from fleet_server.pki import CertificateAuthority, cert_pem, serial_hex
 from fleet_server.services import audit, tokens
@@ -47,7 +48,8 @@ def enroll(session: Session, request: EnrollRequest, ctx: EnrollContext) -> Enro
     now = datetime.now(timezone.utc)
     device = Device(id=device_id, name=request.name, tags=dict(token.tags), status="offline", desired=None,
                     desired_revision=0, reported=None, enrolled_at=now, enrolled_with=token.id,
-                    mqtt_password_hash=credentials.hash_secret(password), cert_serial=serial_hex(cert),
+                    mqtt_password_hash=credentials.hash_secret(password),
+                    mqtt_password_bcrypt=bcrypt_hash(password), cert_serial=serial_hex(cert),
                     hardware=dict(request.hardware))
     session.add(device)
     audit.record(session, actor=f"token:{token.id}", action="device.enroll", target=device_id,

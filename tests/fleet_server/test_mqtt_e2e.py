@@ -195,7 +195,7 @@ def test_embedded_broker_refuses_wrong_passwords_and_decommissioned_devices(embe
 
 def test_enrollment_hands_out_the_embedded_brokers_real_address(embedded: Fleet) -> None:
     creds = embedded.enroll()
-    assert creds["broker_url"] == f"mqtt://127.0.0.1:{embedded.server.fleet.broker.port}"
+    assert creds["broker_url"] == f"mqtt://127.0.0.1:{embedded.server.fleet.broker.mqtt_port}"
     assert embedded.server.broker_url == creds["broker_url"]
 
 
@@ -247,3 +247,13 @@ def test_the_whole_server_works_on_either_database(tmp_path: Path, db_url: str) 
             assert view["reported"]["properties"]["db"] == db_url.split(":")[0]
         finally:
             dev.stop()
+
+
+def test_an_enrolled_device_logs_in_at_its_first_attempt_once_enrollment_answers(embedded: Fleet) -> None:
+    """The embedded broker's users are updated before the enrollment answer leaves, so no retry is needed."""
+    for _ in range(3):
+        creds = embedded.enroll()
+        dev = SimDevice(creds["device_id"], creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"])
+        dev.try_connect()
+        assert dev.connected.is_set(), f"CONNACK {dev.connack} right after enrollment"
+        dev.stop()
