@@ -38,7 +38,7 @@ class ServerSettings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one")
     broker: str = Field(
         "embedded",
-        description="'embedded' runs an in-process MQTT broker; or an external one as mqtt://HOST:PORT / mqtts://HOST:PORT",
+        description="'embedded' starts a private nats-server (MQTT); or an external broker as mqtt://HOST:PORT / mqtts://HOST:PORT",
     )
     embedded_broker_host: str = Field("127.0.0.1", description="address the embedded broker binds")
     embedded_broker_port: int = Field(
