@@ -26,10 +26,10 @@ class _Bucket:
 
 class DeviceRateLimiter:
     """A token bucket per device: ``rate`` messages a second sustained, bursts up to ``burst``. An agent sends a
-    few messages a minute (telemetry, events) plus bursts when its outbox drains after an outage, which is what
-    ``burst`` allows. Buckets of the least recently seen devices are forgotten past ``max_devices``."""
+    few messages a minute (telemetry, events), and drains its outbox after an outage at most at half this rate
+    (edge_agent.fleet.outbox), so a well-behaved device never meets the limit. Buckets of the least recently seen devices are forgotten past ``max_devices``."""
 
-    def __init__(self, rate: float = 50.0, burst: float = 500.0, max_devices: int = 100_000) -> None:
+    def __init__(self, rate: float = 200.0, burst: float = 2000.0, max_devices: int = 100_000) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
         self.rate, self.burst, self.max_devices = rate, burst, max_devices

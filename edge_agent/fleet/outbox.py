@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,15 @@ Publisher = Callable[[str, bytes, bool], tuple[int, bool]]
 class Outbox:
     """SQLite-backed FIFO with at-least-once delivery. Thread-safe; one delivery thread per outbox."""
 
-    def __init__(self, path: Path, max_messages: int = 10_000, window: int = 20) -> None:
+    def __init__(self, path: Path, max_messages: int = 10_000, window: int = 20, max_rate: float = 100.0) -> None:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
+        if max_rate <= 0:
+            raise ValueError("max_rate must be positive")
+        # Draining a backlog after an outage is paced: the server refuses a device past its message rate
+        # (fleet_server.mqtt_limits allows twice this), and a fleet coming back at once must not flood the ingest.
+        self.max_rate = max_rate
+        self._next_batch_at = 0.0
         self.path = Path(path)
         self.max_messages = max_messages
         self.window = window
@@ -169,12 +176,15 @@ class Outbox:
             with self._lock:
                 while not self._stopping and (self._inflight or not self._can_send() or not self._has_unsent()):
                     self._wake.wait(0.5)
+                while not self._stopping and (pause := self._next_batch_at - time.monotonic()) > 0:
+                    self._wake.wait(pause)
                 if self._stopping:
                     return
                 batch = self._db.execute("SELECT id, topic, payload, retain FROM outbox ORDER BY id LIMIT ?",
                                          (self.window,)).fetchall()
                 self._sending, self._early_acks = True, set()
             sent: list[tuple[int, int]] = []
+            self._next_batch_at = time.monotonic() + len(batch) / self.max_rate
             for row_id, topic, payload, retain in batch:
                 try:
                     mid, ok = self._publisher(topic, bytes(payload), bool(retain))
