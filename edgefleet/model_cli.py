@@ -1,38 +1,30 @@
-"""`edgefleet model ...`: the package commands of `models/` plus the ones that need the training stack.
+"""`edgefleet model ...`: the package commands of `models/` plus the two that need the training stack.
 
-`models` may not import training (a device verifies packages without torch), so the two halves meet here:
-`quantize` and `bench` load training only when they run."""
+`models` may not import training (a device verifies packages without torch), so the two halves meet here, in a
+group of this module's own: `models.cli.model_app` is composed in, not changed, and `quantize` and `bench` are
+loaded from training only when they run."""
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-from models.cli import model_app
+from edgefleet.lazy_commands import LazyCommand, LazyTyperGroup
+from models import cli as models_cli
+
+_QUANTIZE = "Quantize an ONNX model to INT8 (onnxruntime QDQ and OpenVINO NNCF)."
+_BENCH = "Measure a package's latency with each runtime on this machine."
+# Their help here is the one line, not training's longer docstrings: `edgefleet model X --help` reads the same as
+# the group's list.
+TRAINING_COMMANDS = (
+    LazyCommand("quantize", "training.cli:quantize_command", "training", _QUANTIZE, help=_QUANTIZE),
+    LazyCommand("bench", "training.cli:bench_command", "training", _BENCH, help=_BENCH),
+)
 
 
-def _training(attr: str):
-    try:
-        return getattr(importlib.import_module("training.cli"), attr)
-    except ImportError as exc:
-        if (exc.name or "").startswith("training"):
-            raise
-        typer.echo(f"this command needs the training extra ({exc.name}): pip install 'edgefleet[training]'", err=True)
-        raise typer.Exit(3) from None
+class _ModelGroup(LazyTyperGroup):
+    lazy_commands = TRAINING_COMMANDS
 
 
-def _mount(name: str, attr: str, help_: str) -> None:
-    try:
-        func = getattr(importlib.import_module("training.cli"), attr)
-    except ImportError:
-        @model_app.command(name, help=help_, context_settings={"allow_extra_args": True,
-                                                               "ignore_unknown_options": True})
-        def _missing(ctx: typer.Context) -> None:
-            _training(attr)
-        return
-    model_app.command(name, help=help_)(func)
-
-
-_mount("quantize", "quantize_command", "Quantize an ONNX model to INT8 (onnxruntime QDQ and OpenVINO NNCF).")
-_mount("bench", "bench_command", "Measure a package's latency with each runtime on this machine.")
+model_app = typer.Typer(cls=_ModelGroup, no_args_is_help=True, add_completion=False,
+                        help=models_cli.model_app.info.help)
+model_app.add_typer(models_cli.model_app)  # no name: its commands join this group's, its app stays as it is

@@ -1,5 +1,6 @@
 """`edgefleet model ...`: package, verify, inspect, keygen, list and add. (`quantize` and `bench` need the training
-stack and are added by ``edgefleet.model_cli``.) Exit codes: 0 ok, 1 the package or key was refused or not found."""
+stack; ``edgefleet.model_cli`` composes them with this app into `edgefleet model`, leaving this app as it is.)
+Exit codes: 0 ok, 1 the package or key was refused or not found."""
 
 from __future__ import annotations
 

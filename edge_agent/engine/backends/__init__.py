@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.engine.backends.base import Backend, BackendOptions, DoneCallback, LoadedModel, Slot
+from edge_agent.engine.backends.base import BACKENDS, Backend, BackendOptions, DoneCallback, LoadedModel, Slot
 from edge_agent.errors import BackendError
-from edge_agent.engine.plugins import PluginTable, import_plugins
+from edge_agent.engine.plugins import import_plugins
 from models.manifest import Manifest
 
-BACKENDS: PluginTable[type[Backend]] = PluginTable("inference backend")
-
-import_plugins(["edge_agent.engine.backends.onnx", "edge_agent.engine.backends.openvino"])
+PLUGIN_MODULES = (
+    "edge_agent.engine.backends.onnx",
+    "edge_agent.engine.backends.openvino",
+)
+import_plugins(PLUGIN_MODULES)
 
 from edge_agent.engine.backends.selection import Available, Selection, probe_available, select_backend  # noqa: E402
 

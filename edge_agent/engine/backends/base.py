@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from edge_agent.engine.plugins import PluginTable
 from models.manifest import InputSpec, Manifest
 
 #: callback(userdata, outputs, inference_ms, error): outputs is None when error is set.
@@ -111,3 +112,7 @@ class Backend(ABC):
     @classmethod
     @abstractmethod
     def load(cls, model_dir: Path, manifest: Manifest, device: str, options: BackendOptions) -> LoadedModel: ...
+
+
+BACKENDS: PluginTable[type[Backend]] = PluginTable("inference backend")
+"""Every runtime registers here with ``@BACKENDS.register("key")``; ``BACKENDS.keys()`` lists those that loaded."""

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.engine.backends import BACKENDS
-from edge_agent.engine.backends.base import Backend, BackendOptions, DoneCallback, LoadedModel, Slot
+from edge_agent.engine.backends.base import BACKENDS, Backend, BackendOptions, DoneCallback, LoadedModel, Slot
 from edge_agent.errors import BackendError, DeviceUnavailable
 from models.manifest import InputSpec, Manifest
 

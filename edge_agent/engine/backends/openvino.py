@@ -23,8 +23,7 @@ import openvino as ov
 from openvino._pyopenvino import AsyncInferQueue as _QueueBase
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
-from edge_agent.engine.backends import BACKENDS
-from edge_agent.engine.backends.base import Backend, BackendOptions, DoneCallback, LoadedModel, Slot
+from edge_agent.engine.backends.base import BACKENDS, Backend, BackendOptions, DoneCallback, LoadedModel, Slot
 from edge_agent.errors import BackendError, DeviceUnavailable
 from edge_agent.engine.preprocess import frame_spec, per_channel
 from models.manifest import InputSpec, Manifest

@@ -1,28 +1,19 @@
 """Post-processors: raw output tensors -> Classification / Detection results, chosen by the manifest's
-``output.decoding``. Each decoding lives in its own module and registers itself here."""
+``output.decoding``. Each decoding lives in its own module and registers itself in ``base.POSTPROCESSORS``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
-import numpy as np
-
+from edge_agent.engine.plugins import import_plugins
+from edge_agent.engine.postprocess.base import POSTPROCESSORS, PostProcessor
 from edge_agent.engine.postprocess.results import Classification, Detection, Result
-from edge_agent.engine.preprocess import Geometry
-from edge_agent.engine.plugins import PluginTable
 from models.manifest import Manifest
 
-
-class PostProcessor(Protocol):
-    def __call__(self, outputs: Sequence[np.ndarray], geometry: Geometry) -> tuple[Classification | Detection, ...]:
-        """Decode one frame's outputs; ``geometry`` maps model-input pixels back to the frame."""
-        ...
-
-
-POSTPROCESSORS: PluginTable[type] = PluginTable("post-processor")
-
-from edge_agent.engine.postprocess import classification, ssd, yolo  # noqa: E402,F401  (they register themselves)
+PLUGIN_MODULES = (
+    "edge_agent.engine.postprocess.classification",
+    "edge_agent.engine.postprocess.ssd",
+    "edge_agent.engine.postprocess.yolo",
+)
+import_plugins(PLUGIN_MODULES)
 
 
 def build_postprocessor(manifest: Manifest, *, top_k: int = 3, score_threshold: float | None = None) -> PostProcessor:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_agent.engine.postprocess import POSTPROCESSORS
+from edge_agent.engine.postprocess.base import POSTPROCESSORS
 from edge_agent.engine.postprocess.results import Classification
 from edge_agent.engine.preprocess import Geometry
 from models.manifest import Manifest

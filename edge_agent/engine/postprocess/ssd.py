@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_agent.engine.postprocess import POSTPROCESSORS
+from edge_agent.engine.postprocess.base import POSTPROCESSORS
 from edge_agent.engine.postprocess.results import Detection
 from edge_agent.engine.postprocess.yolo import to_frame_boxes
 from edge_agent.engine.preprocess import Geometry

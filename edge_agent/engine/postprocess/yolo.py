@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_agent.engine.postprocess import POSTPROCESSORS
+from edge_agent.engine.postprocess.base import POSTPROCESSORS
 from edge_agent.engine.postprocess.nms import nms_per_class
 from edge_agent.engine.postprocess.results import Detection
 from edge_agent.engine.preprocess import Geometry

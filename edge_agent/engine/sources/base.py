@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,8 +50,24 @@ class DeviceGone(SourceError):
     """The camera's device node is not there (unplugged, or never connected): wait for it rather than retry."""
 
 
+DEFAULT_PRIORITY = 0
+FALLBACK_PRIORITY = -100
+"""The file source's: it takes any spec that is not a URL, so every other plug-in is asked first."""
+
+
 class SourcePlugin(Protocol):
-    """What a registered plug-in is: a class that builds a source from its spec string."""
+    """What a registered plug-in is: a class that builds a source from its spec string, and says which spec
+    strings it takes, so :func:`~edge_agent.engine.sources.plugin_for` asks the plug-ins instead of knowing their
+    forms. ``accepts`` and ``priority`` are optional for third-party plug-ins: without ``accepts`` a plug-in is
+    reached by its explicit ``key:...`` prefix alone; ``priority`` (default :data:`DEFAULT_PRIORITY`) orders
+    the asking, highest first, plug-ins of equal priority in the order they registered (built-ins first)."""
+
+    priority: ClassVar[int]
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """Whether ``spec`` (stripped) is one of this plug-in's forms. Cheap and side-effect free: no I/O."""
+        ...
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> FrameSource: ...

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from edge_agent.errors import SourceError
-from edge_agent.engine.sources.base import SOURCES, SourceProperties
+from edge_agent.engine.sources.base import DEFAULT_PRIORITY, SOURCES, SourceProperties
 
 SCHEMES = ("rtsp", "rtsps")
 _SECRET_QUERY_KEYS = {"password", "passwd", "pass", "pwd", "user", "username", "token", "auth", "key", "secret"}
@@ -74,6 +75,13 @@ class RtspSource:
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self._cap: cv2.VideoCapture | None = None
         self._properties: SourceProperties | None = None
+
+    priority: ClassVar[int] = DEFAULT_PRIORITY
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """``rtsp://`` and ``rtsps://`` URLs, the scheme in any case."""
+        return spec.lower().startswith(tuple(f"{scheme}://" for scheme in SCHEMES))
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> RtspSource:

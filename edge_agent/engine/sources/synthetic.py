@@ -9,12 +9,13 @@ import re
 import time
 import zlib
 from collections.abc import Callable
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from edge_agent.errors import SourceError
-from edge_agent.engine.sources.base import SOURCES, SourceProperties
+from edge_agent.engine.sources.base import DEFAULT_PRIORITY, SOURCES, SourceProperties
 from edge_agent.engine.sources.pacing import Pacer
 
 _SPEC = re.compile(r"^synthetic(?::(?:(?P<w>\d+)x(?P<h>\d+))?(?:@(?P<fps>\d+(?:\.\d+)?))?)?$")
@@ -65,6 +66,14 @@ class SyntheticSource:
         self._square_start = rng.integers(0, 1 << 16, size=2)
         self._next = 0
         self._open = False
+
+    priority: ClassVar[int] = DEFAULT_PRIORITY
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """``synthetic`` and ``synthetic:...``, in any case."""
+        lowered = spec.lower()
+        return lowered == "synthetic" or lowered.startswith("synthetic:")
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> SyntheticSource:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import cv2
 import numpy as np
 
 from edge_agent.errors import SourceError
-from edge_agent.engine.sources.base import SOURCES, DeviceGone, SourceProperties
+from edge_agent.engine.sources.base import DEFAULT_PRIORITY, SOURCES, DeviceGone, SourceProperties
 
 if TYPE_CHECKING:
     from edge_agent.engine.discovery.info import CameraInfo
@@ -73,6 +73,13 @@ class V4L2Source:
         self.devnode: str | None = self.camera.devnode if self.camera else None
         self._cap: cv2.VideoCapture | None = None
         self._properties: SourceProperties | None = None
+
+    priority: ClassVar[int] = DEFAULT_PRIORITY
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """``/dev/...``, ``usb:N``, ``serial:S``, ``path:P`` and ``v4l2:...`` (case matters: these are paths and ids)."""
+        return is_v4l2_spec(spec)
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> V4L2Source:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from edge_agent.errors import EndOfStream, SourceError
-from edge_agent.engine.sources.base import SOURCES, SourceProperties
+from edge_agent.engine.sources.base import FALLBACK_PRIORITY, SOURCES, SourceProperties
 from edge_agent.engine.sources.pacing import Pacer
 
 
@@ -40,6 +41,13 @@ class VideoFileSource:
         self._pacer: Pacer | None = None
         self._since_rewind = 0
         self._properties: SourceProperties | None = None
+
+    priority: ClassVar[int] = FALLBACK_PRIORITY
+
+    @classmethod
+    def accepts(cls, spec: str) -> bool:
+        """``file:...``, and any other spec that is not a URL: asked last, it is the fallback for plain paths."""
+        return spec.lower().startswith("file:") or "://" not in spec
 
     @classmethod
     def from_spec(cls, spec: str, **options: object) -> VideoFileSource:
