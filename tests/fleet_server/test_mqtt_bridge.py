@@ -1,117 +1,28 @@
 """The server's MQTT bridge against BOTH brokers: the embedded amqtt one (server logs in with its password)
-and the real Mosquitto (plain and anonymous). Devices are real paho clients with unique ids per run; every
-retained message a test creates is cleared at the end (the machine's Mosquitto is shared)."""
+and the real Mosquitto (plain and anonymous). Devices are real MQTT clients with ids of this run; what they
+leave retained on the machine's shared Mosquitto is cleared by the session sweep (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import secrets
 import ssl
-import threading
-from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from edgefleet import protocol as p
-from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.thread import BrokerThread
 from edgefleet.mqtt import BrokerUrl
 from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles
 from tests import services
-from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id
-from tests.services import wait_for as wait_until
+from tests.fleet_server.bridge_env import Env, Recorder
+from tests.fleet_server.broker.credentials import StaticCredentials
+from tests.mqtt_client import TIMEOUT, Peer, tls_context, unique_id
+from tests.waiting import wait_for
 
 SHA = "a" * 64
-
-
-class Recorder:
-    """A BridgeHandler that remembers every call; `fail_on` makes one kind raise, as a buggy handler would."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.fail_on: str | None = None
-        self._cond = threading.Condition()
-
-    def _record(self, kind: str, device_id: str, *args: object) -> None:
-        with self._cond:
-            self.calls.append((kind, device_id, *args))
-            self._cond.notify_all()
-        if kind == self.fail_on:
-            raise RuntimeError(f"handler bug on {kind}")
-
-    def on_status(self, device_id, status): self._record("status", device_id, status)  # noqa: ANN001, E704
-    def on_reported(self, device_id, reported): self._record("reported", device_id, reported)  # noqa: ANN001, E704
-    def on_telemetry(self, device_id, telemetry): self._record("telemetry", device_id, telemetry)  # noqa: ANN001, E704
-    def on_event(self, device_id, event): self._record("event", device_id, event)  # noqa: ANN001, E704
-    def on_command_reply(self, device_id, request_id, reply):  # noqa: ANN001
-        self._record("reply", device_id, request_id, reply)
-    def on_ota_get(self, device_id, request): self._record("ota_get", device_id, request)  # noqa: ANN001, E704
-
-    def of(self, device_id: str) -> list[tuple]:
-        with self._cond:
-            return [c for c in self.calls if c[1] == device_id]
-
-    def wait_for(self, kind: str, device_id: str, count: int = 1) -> tuple:
-        def ready() -> bool:
-            return len([c for c in self.calls if c[:2] == (kind, device_id)]) >= count
-        with self._cond:
-            assert self._cond.wait_for(ready, TIMEOUT), f"no {kind} from {device_id}: {self.of(device_id)}"
-            return [c for c in self.calls if c[:2] == (kind, device_id)][count - 1]
-
-
-@dataclass
-class Env:
-    """One broker, how the server and devices log in to it, and the devices a test made (for clean-up)."""
-
-    kind: str
-    port: int
-    creds: StaticCredentials | None = None
-    server_password: str | None = None
-    devices: dict[str, str] = field(default_factory=dict)
-    peers: list[Peer] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def server_login(self) -> dict[str, str]:
-        return {"username": "server", "password": self.server_password} if self.creds else {}
-
-    def bridge(self, handler: Recorder, **kwargs: object) -> MqttBridge:
-        """A bridge in a share group of its own: other servers on the shared Mosquitto must not take its telemetry."""
-        options = {**self.server_login(), "share_group": f"test-{secrets.token_hex(4)}", **kwargs}
-        return MqttBridge(self.url, handler, client_id=f"edgefleet-server-{secrets.token_hex(4)}", **options)
-
-    def device(self, suffix: str = "dev") -> str:
-        device_id = unique_id(suffix)
-        self.devices[device_id] = secrets.token_urlsafe(12)
-        if self.creds is not None:
-            self.creds.add(device_id, self.devices[device_id])
-        return device_id
-
-    def connect(self, device_id: str, **kwargs: object) -> Peer:
-        login = (device_id, self.devices[device_id]) if self.creds is not None else (None, None)
-        peer = Peer(self.port, device_id, *login, **kwargs)
-        self.peers.append(peer)
-        assert not peer.connect().is_failure
-        return peer
-
-    def clean_up(self) -> None:
-        for peer in self.peers:
-            peer.close()
-        if not self.devices:
-            return
-        cleaner = Peer(self.port, f"cleaner-{secrets.token_hex(3)}", *(
-            ("server", self.server_password) if self.creds else (None, None)))
-        if cleaner.connect().is_failure:
-            return
-        for device_id in self.devices:
-            for topic in (p.status_topic(device_id), p.twin_reported_topic(device_id),
-                          p.twin_desired_topic(device_id)):
-                cleaner.publish(topic, b"", retain=True)
-        cleaner.close()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +34,7 @@ def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
     broker.stop()
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     if request.param == "embedded":
         broker, creds, password = request.getfixturevalue("embedded_broker")
@@ -131,7 +42,7 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     else:
         e = Env("mosquitto", request.getfixturevalue("mosquitto_port"))
     yield e
-    e.clean_up()
+    e.close()
 
 
 @pytest.fixture()
@@ -314,7 +225,7 @@ def test_a_refused_login_never_counts_as_connected(embedded_broker: tuple, recor
     b = MqttBridge(broker.url, recorder, username="server", password="wrong", client_id="edgefleet-server-x")
     b.start()
     try:
-        wait_until(lambda: b.last_error is not None, what="the broker's refusal")
+        wait_for(lambda: b.last_error is not None, what="the broker's refusal")
         assert "Not authorized" in b.last_error
         assert not b.connected and not b.wait_connected(0)
     finally:
@@ -327,7 +238,7 @@ def test_bridge_started_before_the_broker_connects_when_it_comes_up(recorder: Re
     b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password=password)
     b.start()
     try:
-        wait_until(lambda: b.last_error is not None, what="a failed first connect")
+        wait_for(lambda: b.last_error is not None, what="a failed first connect")
         assert "cannot reach" in b.last_error and not b.connected
         with BrokerThread(port=port, checker=creds):
             assert b.wait_connected(TIMEOUT * 2)
@@ -357,13 +268,13 @@ def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(r
 
     def restart(bridge: MqttBridge) -> None:
         brokers[-1].stop()
-        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
+        wait_for(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
         brokers.append(BrokerThread(port=env.port, checker=creds).start())
 
     try:
         _survives_restart(env, recorder, restart)
     finally:
-        env.clean_up()
+        env.close()
         brokers[-1].stop()
 
 
@@ -378,48 +289,40 @@ def test_on_connected_is_called_once_per_connection_after_the_subscriptions(reco
                    on_connected=lambda: seen.append((b.connected, b.wait_connected(0))))
     b.start()
     try:
-        wait_until(lambda: len(seen) == 1, what="the first on_connected")
+        wait_for(lambda: len(seen) == 1, what="the first on_connected")
         broker.stop()
-        wait_until(lambda: not b.connected, what="the bridge to notice the broker is gone")
+        wait_for(lambda: not b.connected, what="the bridge to notice the broker is gone")
         assert len(seen) == 1
         broker = BrokerThread(port=port, checker=creds).start()
-        wait_until(lambda: len(seen) == 2, timeout=TIMEOUT * 3, what="on_connected after the reconnect")
+        wait_for(lambda: len(seen) == 2, timeout=TIMEOUT * 3, what="on_connected after the reconnect")
         assert seen == [(True, True), (True, True)]
     finally:
         b.stop()
         broker.stop()
 
 
-def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(recorder: Recorder, tmp_path: Path) -> None:
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
-    mosquitto = services.Mosquitto(services.plain_mosquitto_config(), tmp_path).start()
+def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(
+        recorder: Recorder, private_mosquitto: Callable[..., services.Mosquitto]) -> None:
+    mosquitto = private_mosquitto()
     env = Env("mosquitto", mosquitto.port)
 
     def restart(bridge: MqttBridge) -> None:
         mosquitto.stop()
-        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
+        wait_for(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
         mosquitto.start()
 
     try:
         _survives_restart(env, recorder, restart)
     finally:
-        env.clean_up()
-        mosquitto.stop()
+        env.close()
 
 
 # --------------------------------------------------------------------------------------------- mTLS
-def _tls_peer(port: int, client_id: str, tls: TlsFiles) -> Peer:
-    peer = Peer(port, client_id)
-    peer.client.tls_set_context(tls.context())
-    return peer
-
-
-def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorder, tmp_path: Path) -> None:
-    """Mosquitto with `require_certificate` (the production set-up, docs/MEASUREMENTS.md): the bridge logs in with the
-    server's certificate, a device with the one the fleet CA issued it; a certificate from another CA is refused."""
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+def test_bridge_connects_with_client_certificates_over_tls_1_2(
+        recorder: Recorder, tmp_path: Path, private_mosquitto: Callable[..., services.Mosquitto]) -> None:
+    """Mosquitto with `require_certificate` (the production set-up, docs/MEASUREMENTS.md): the bridge logs in
+    with the server's certificate, a device with the one the fleet CA issued it; a certificate from another CA
+    is refused."""
     from cryptography.hazmat.primitives import serialization
 
     from fleet_server.pki import CertificateAuthority, write_private
@@ -447,24 +350,23 @@ def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorde
         "require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
         "tls_version tlsv1.2",
     ]
-    mosquitto = services.Mosquitto(lines, tmp_path).start()
+    mosquitto = private_mosquitto(lines, tmp_path)
     b = MqttBridge(f"mqtts://127.0.0.1:{mosquitto.port}", recorder, client_id="server", shared_telemetry=False,
                    tls=TlsFiles(ca=ca.cert_path, cert=server_cert, key=server_key))
     b.start()
     try:
         assert b.wait_connected(TIMEOUT)
-        device = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, tmp_path / "dev.crt", tmp_path / "dev.key"))
+        device = Peer(mosquitto.port, dev, tls=tls_context(ca.cert_path, tmp_path / "dev.crt", tmp_path / "dev.key"))
         assert not device.connect().is_failure
         device.publish(p.events_topic(dev), _event(7).encode())
         assert recorder.wait_for("event", dev)[-1] == _event(7)
         device.close()
-        stranger = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, other_cert, other_key))
+        stranger = Peer(mosquitto.port, dev, tls=tls_context(ca.cert_path, other_cert, other_key))
         with pytest.raises(ssl.SSLError, match="unknown ca"):
             stranger.connect()
         stranger.close()
     finally:
         b.stop()
-        mosquitto.stop()
 
 
 def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_counted(
@@ -478,7 +380,7 @@ def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_cou
     try:
         assert late.wait_connected(TIMEOUT)
         recorder.wait_for("status", dev)
-        wait_until(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
+        wait_for(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
         assert not [c for c in recorder.of(dev) if c[0] == "telemetry"]
         def cleared() -> bool:  # a new subscriber is offered the retained status but no telemetry any more
             probe = Peer(env.port, f"probe-{secrets.token_hex(3)}",
@@ -491,7 +393,7 @@ def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_cou
             finally:
                 probe.close()
 
-        wait_until(cleared, what="the retained telemetry cleared on the broker")
+        wait_for(cleared, what="the retained telemetry cleared on the broker")
     finally:
         late.stop()
 
@@ -508,7 +410,7 @@ def test_a_device_over_its_message_rate_is_cut_off_while_others_still_get_throug
         flood = env.connect(noisy)
         for i in range(40):
             flood.publish(p.events_topic(noisy), _event(i).encode())
-        wait_until(lambda: bridge.refused["rate_limited"] >= 30, what="the flood refused")
+        wait_for(lambda: bridge.refused["rate_limited"] >= 30, what="the flood refused")
         env.connect(quiet).publish(p.events_topic(quiet), _event(1).encode())
         recorder.wait_for("event", quiet)
         assert len([c for c in recorder.of(noisy) if c[0] == "event"]) <= 7
