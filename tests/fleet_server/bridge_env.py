@@ -1,4 +1,5 @@
 """What the bridge tests run against: a handler that records, and one broker with its logins and devices.
+The fixtures are imported by the bridge test modules.
 
 Devices are real MQTT clients (tests.mqtt_client) with ids of this run; what they leave retained on the shared
 Mosquitto is cleared by the session sweep in tests/conftest.py.
@@ -8,8 +9,14 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
+import pytest
+
+from edgefleet import protocol as p
+from fleet_server.broker.thread import BrokerThread
 from fleet_server.mqtt_bridge import MqttBridge
 from tests.fleet_server.broker.credentials import StaticCredentials
 from tests.mqtt_client import TIMEOUT, Peer, unique_id
@@ -91,3 +98,41 @@ class Env:
     def close(self) -> None:
         for peer in self.peers:
             peer.close()
+
+
+@pytest.fixture(scope="module")
+def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
+    password = secrets.token_urlsafe(12)
+    creds = StaticCredentials("server", password)
+    broker = BrokerThread(port=0, checker=creds).start()
+    yield broker, creds, password
+    broker.stop()
+
+
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    if request.param == "embedded":
+        broker, creds, password = request.getfixturevalue("embedded_broker")
+        e = Env("embedded", broker.port, creds, password)
+    else:
+        e = Env("mosquitto", request.getfixturevalue("mosquitto_port"))
+    yield e
+    e.close()
+
+
+@pytest.fixture()
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture()
+def bridge(env: Env, recorder: Recorder) -> Iterator[MqttBridge]:
+    b = env.bridge(recorder, shared_telemetry=env.kind == "mosquitto")
+    b.start()
+    assert b.wait_connected(TIMEOUT)
+    yield b
+    b.stop()
+
+
+def event(n: int) -> p.Event:
+    return p.Event(kind="detection", camera_id="cam0", data={"n": n}, ts=datetime(2026, 1, 1, tzinfo=timezone.utc))
