@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for  # also importable from here, as older tests do
 
 
 def free_port() -> int:
