@@ -2,7 +2,8 @@
 
 Nothing here mocks a broker or a database. When 127.0.0.1:1883 / :5432 answer, tests use them; when they
 do not (a laptop, a bare CI box), a private Mosquitto or PostgreSQL is started from the installed binaries
-on a free port and stopped at the end of the session.
+on a free port and stopped at the end of the session. When neither works, `service_missing` decides: a skip
+on a developer's machine, a failure in CI.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from tests.waiting import wait_for  # also importable from here, as older tests do
 
 
 def free_port() -> int:
@@ -32,12 +38,20 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    wait_for(lambda: port_open(port), timeout, f"something to listen on 127.0.0.1:{port}")
+
+
+def missing_service_fails(env: Mapping[str, str]) -> bool:
+    """Whether a missing PostgreSQL or Mosquitto fails the run rather than skipping its tests: in CI (CI=true, as
+    CI services set it), where a skip would turn a broken set-up into a green run that tested neither."""
+    return env.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def service_missing(reason: str, env: Mapping[str, str] | None = None) -> NoReturn:
+    """Skip the test that needs the service, or, in CI, fail it loudly with the same reason."""
+    if missing_service_fails(os.environ if env is None else env):
+        pytest.fail(f"{reason} (CI is set: a missing test service is an error, not a skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 def mosquitto_binary() -> str | None:
@@ -131,8 +145,9 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
 
-def create_scratch_database(admin_url: str) -> tuple[str, callable]:
-    """A fresh database per test session, so parallel runs never see each other's rows."""
+def create_scratch_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database per test session, so parallel runs never see each other's rows; `drop` removes it and
+    checks it is gone, so a run never leaves databases behind on the machine's PostgreSQL."""
     import sqlalchemy as sa
 
     name = f"edgefleet_test_{uuid.uuid4().hex[:10]}"
@@ -147,18 +162,8 @@ def create_scratch_database(admin_url: str) -> tuple[str, callable]:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
             ), {"n": name})
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            left = conn.scalar(sa.text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name})
         engine.dispose()
+        assert left == 0, f"scratch database {name} is still there after DROP DATABASE"
 
     return url, drop
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.01):
-    """Poll ``predicate`` until it returns something truthy and return that; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

@@ -17,7 +17,6 @@ The checker is synchronous (it may query a database), so the plug-in calls it in
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -40,31 +39,6 @@ class CredentialChecker(Protocol):
     def check(self, username: str, password: str) -> bool: ...
 
     def is_server(self, username: str) -> bool: ...
-
-
-class StaticCredentials:
-    """A fixed table of logins, for tests and the demo; `revoke` imitates decommissioning."""
-
-    def __init__(self, server_username: str, server_password: str, devices: dict[str, str] | None = None) -> None:
-        self._server = (server_username, server_password)
-        self._devices: dict[str, str] = dict(devices or {})
-
-    def add(self, username: str, password: str) -> None:
-        self._devices[username] = password
-
-    def revoke(self, username: str) -> None:
-        self._devices.pop(username, None)
-
-    def is_server(self, username: str) -> bool:
-        return hmac.compare_digest((username or "").encode(), self._server[0].encode())
-
-    def check(self, username: str, password: str) -> bool:
-        if not username or not password:
-            return False
-        if self.is_server(username):
-            return hmac.compare_digest(password.encode(), self._server[1].encode())
-        expected = self._devices.get(username)
-        return expected is not None and hmac.compare_digest(password.encode(), expected.encode())
 
 
 def _text(value: Any) -> str:

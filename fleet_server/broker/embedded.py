@@ -118,13 +118,6 @@ class EmbeddedBroker:
             return []
         return [cid for cid, (session, _) in self._broker.sessions.items() if session.transitions.is_connected()]
 
-    def subscriptions_of(self, client_id: str) -> list[str]:
-        """The filters the broker holds for a client id (stored sessions included)."""
-        if self._broker is None:
-            return []
-        return sorted(f for f, subs in self._broker.subscriptions.items()
-                      if any(s.client_id == client_id for s, _ in subs))
-
     async def disconnect(self, client_id: str, *, forget: bool = True) -> bool:
         """Drop a client's connection now (its Last Will goes out, as for any lost connection) and, with
         `forget`, its stored session: subscriptions and queued messages. Returns whether it was known.

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.services import free_port, wait_for
+from tests.services import free_port
+from tests.waiting import wait_for
 
 EDGEFLEET = [sys.executable, "-m", "edgefleet"]
 

@@ -1,27 +1,23 @@
-"""Fixtures for the fleet-connected agent: enrolled-looking state dirs, and a plain paho client acting as the
-fleet server (subscribes to a device's topics, publishes desired twins and commands)."""
+"""Fixtures for the fleet-connected agent: enrolled-looking state dirs, and an MQTT client acting as the fleet
+server (subscribes to a device's topics, publishes desired twins and commands)."""
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol
 from edge_agent.fleet.sim import SimulatedDevice
 from edge_agent.fleet.state import AgentConfig, StateDir
+from tests.mqtt_client import Peer, unique_id
 
 
 def make_config(port: int, **overrides) -> AgentConfig:
-    device_id = overrides.pop("device_id", f"t-{uuid.uuid4().hex[:12]}")
+    device_id = overrides.pop("device_id", unique_id("agent"))
     values = dict(device_id=device_id, server_url="http://127.0.0.1:9", broker_url=f"mqtt://127.0.0.1:{port}",
                   mqtt_username=device_id, telemetry_interval_s=0.3)
     values.update(overrides)
@@ -35,83 +31,23 @@ def write_state(root: Path, config: AgentConfig) -> StateDir:
     return state
 
 
-@dataclass
-class Received:
-    topic: str
-    payload: bytes
-    retain: bool
+class FleetProbe(Peer):
+    """The server's side of one device's topics: subscribed to all of them from the start."""
 
-    def json(self) -> dict:
-        return json.loads(self.payload)
-
-
-@dataclass
-class FleetProbe:
-    """The server's side of one device's topics, as a real MQTT client."""
-
-    device_id: str
-    port: int
-    messages: list[Received] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def __post_init__(self) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.connect("127.0.0.1", self.port)
-        self.client.loop_start()
-        self.client.subscribe(f"{protocol.TOPIC_ROOT}/{self.device_id}/#", qos=1)
-        assert subscribed.wait(5)
-
-    def _on_message(self, client, userdata, message) -> None:
-        with self._cond:
-            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain)))
-            self._cond.notify_all()
-
-    def on(self, topic: str) -> list[Received]:
-        with self._cond:
-            return [m for m in self.messages if m.topic == topic]
-
-    def wait_for(self, predicate: Callable[[list[Received]], object], timeout: float = 10.0, what: str = ""):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate(list(self.messages))
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    topics = sorted({m.topic for m in self.messages})
-                    raise AssertionError(f"timed out waiting for {what or predicate}; saw topics {topics}")
-                self._cond.wait(left)
-
-    def last(self, topic: str, where: Callable[[dict], bool] = lambda d: True, timeout: float = 10.0) -> dict:
-        def find(messages):
-            for m in reversed(messages):
-                if m.topic == topic and m.payload and where(m.json()):
-                    return m.json()
-            return None
-
-        return self.wait_for(find, timeout, what=f"a message on {topic}")
-
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+    def __init__(self, device_id: str, port: int, **kwargs: object) -> None:
+        super().__init__(port, unique_id("probe"), **kwargs)
+        self.device_id = device_id
+        assert not self.connect().is_failure
+        self.subscribe(f"{protocol.TOPIC_ROOT}/{device_id}/#")
 
     def desire(self, desired: protocol.TwinDesired) -> None:
         self.publish(protocol.twin_desired_topic(self.device_id), desired.encode(), retain=True)
 
     def command(self, name: str, request_id: str | None = None, **kwargs) -> dict:
+        """Send a command and return the device's reply (waits for it)."""
         request_id = request_id or uuid.uuid4().hex[:12]
         self.publish(protocol.cmd_topic(self.device_id, request_id), protocol.Command(name=name, **kwargs).encode())
         return self.last(protocol.cmd_reply_topic(self.device_id, request_id))
-
-    def close(self) -> None:
-        for topic in (protocol.status_topic(self.device_id), protocol.twin_desired_topic(self.device_id),
-                      protocol.twin_reported_topic(self.device_id)):
-            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # leave the broker tidy
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ from fleet_server.pki import CertificateAuthority
 from fleet_server.settings import ServerSettings
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new schema in the session's scratch PostgreSQL database."""
     if request.param == "sqlite":

@@ -1,155 +1,22 @@
 """The server's MQTT bridge against BOTH brokers: the embedded amqtt one (server logs in with its password)
-and the real Mosquitto (plain and anonymous). Devices are real paho clients with unique ids per run; every
-retained message a test creates is cleared at the end (the machine's Mosquitto is shared)."""
+and the real Mosquitto (plain and anonymous): what it receives, what it sends, and the limits it keeps. Devices
+are real MQTT clients with ids of this run; what they leave retained on the machine's shared Mosquitto is
+cleared by the session sweep (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import secrets
-import ssl
-import threading
-from datetime import datetime, timezone
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 from edgefleet import protocol as p
-from fleet_server.broker.auth import StaticCredentials
-from fleet_server.broker.thread import BrokerThread
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.mqtt_bridge import BridgeError, MqttBridge, TlsFiles
-from tests import services
-from tests.fleet_server.broker.peers import TIMEOUT, Peer, unique_id
-from tests.services import wait_for as wait_until
+from fleet_server.mqtt_bridge import BridgeError, MqttBridge
+from tests.fleet_server.bridge_env import Env, Recorder, bridge, embedded_broker, env, event, recorder  # noqa: F401
+from tests.mqtt_client import TIMEOUT, Peer, unique_id
+from tests.waiting import wait_for
 
 SHA = "a" * 64
-
-
-class Recorder:
-    """A BridgeHandler that remembers every call; `fail_on` makes one kind raise, as a buggy handler would."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.fail_on: str | None = None
-        self._cond = threading.Condition()
-
-    def _record(self, kind: str, device_id: str, *args: object) -> None:
-        with self._cond:
-            self.calls.append((kind, device_id, *args))
-            self._cond.notify_all()
-        if kind == self.fail_on:
-            raise RuntimeError(f"handler bug on {kind}")
-
-    def on_status(self, device_id, status): self._record("status", device_id, status)  # noqa: ANN001, E704
-    def on_reported(self, device_id, reported): self._record("reported", device_id, reported)  # noqa: ANN001, E704
-    def on_telemetry(self, device_id, telemetry): self._record("telemetry", device_id, telemetry)  # noqa: ANN001, E704
-    def on_event(self, device_id, event): self._record("event", device_id, event)  # noqa: ANN001, E704
-    def on_command_reply(self, device_id, request_id, reply):  # noqa: ANN001
-        self._record("reply", device_id, request_id, reply)
-    def on_ota_get(self, device_id, request): self._record("ota_get", device_id, request)  # noqa: ANN001, E704
-
-    def of(self, device_id: str) -> list[tuple]:
-        with self._cond:
-            return [c for c in self.calls if c[1] == device_id]
-
-    def wait_for(self, kind: str, device_id: str, count: int = 1) -> tuple:
-        def ready() -> bool:
-            return len([c for c in self.calls if c[:2] == (kind, device_id)]) >= count
-        with self._cond:
-            assert self._cond.wait_for(ready, TIMEOUT), f"no {kind} from {device_id}: {self.of(device_id)}"
-            return [c for c in self.calls if c[:2] == (kind, device_id)][count - 1]
-
-
-@dataclass
-class Env:
-    """One broker, how the server and devices log in to it, and the devices a test made (for clean-up)."""
-
-    kind: str
-    port: int
-    creds: StaticCredentials | None = None
-    server_password: str | None = None
-    devices: dict[str, str] = field(default_factory=dict)
-    peers: list[Peer] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def server_login(self) -> dict[str, str]:
-        return {"username": "server", "password": self.server_password} if self.creds else {}
-
-    def bridge(self, handler: Recorder, **kwargs: object) -> MqttBridge:
-        """A bridge in a share group of its own: other servers on the shared Mosquitto must not take its telemetry."""
-        options = {**self.server_login(), "share_group": f"test-{secrets.token_hex(4)}", **kwargs}
-        return MqttBridge(self.url, handler, client_id=f"edgefleet-server-{secrets.token_hex(4)}", **options)
-
-    def device(self, suffix: str = "dev") -> str:
-        device_id = unique_id(suffix)
-        self.devices[device_id] = secrets.token_urlsafe(12)
-        if self.creds is not None:
-            self.creds.add(device_id, self.devices[device_id])
-        return device_id
-
-    def connect(self, device_id: str, **kwargs: object) -> Peer:
-        login = (device_id, self.devices[device_id]) if self.creds is not None else (None, None)
-        peer = Peer(self.port, device_id, *login, **kwargs)
-        self.peers.append(peer)
-        assert not peer.connect().is_failure
-        return peer
-
-    def clean_up(self) -> None:
-        for peer in self.peers:
-            peer.close()
-        if not self.devices:
-            return
-        cleaner = Peer(self.port, f"cleaner-{secrets.token_hex(3)}", *(
-            ("server", self.server_password) if self.creds else (None, None)))
-        if cleaner.connect().is_failure:
-            return
-        for device_id in self.devices:
-            for topic in (p.status_topic(device_id), p.twin_reported_topic(device_id),
-                          p.twin_desired_topic(device_id)):
-                cleaner.publish(topic, b"", retain=True)
-        cleaner.close()
-
-
-@pytest.fixture(scope="module")
-def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
-    password = secrets.token_urlsafe(12)
-    creds = StaticCredentials("server", password)
-    broker = BrokerThread(port=0, checker=creds).start()
-    yield broker, creds, password
-    broker.stop()
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    if request.param == "embedded":
-        broker, creds, password = request.getfixturevalue("embedded_broker")
-        e = Env("embedded", broker.port, creds, password)
-    else:
-        e = Env("mosquitto", request.getfixturevalue("mosquitto_port"))
-    yield e
-    e.clean_up()
-
-
-@pytest.fixture()
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture()
-def bridge(env: Env, recorder: Recorder) -> Iterator[MqttBridge]:
-    b = env.bridge(recorder, shared_telemetry=env.kind == "mosquitto")
-    b.start()
-    assert b.wait_connected(TIMEOUT)
-    yield b
-    b.stop()
-
-
-def _event(n: int) -> p.Event:
-    return p.Event(kind="detection", camera_id="cam0", data={"n": n}, ts=datetime(2026, 1, 1, tzinfo=timezone.utc))
 
 
 # --------------------------------------------------------------------------------------------- receiving
@@ -160,7 +27,7 @@ def test_device_messages_reach_the_handler_decoded(env: Env, bridge: MqttBridge,
         "status": (p.status_topic(dev), p.Status(state="online", agent_version="1.2.3")),
         "reported": (p.twin_reported_topic(dev), p.TwinReported(desired_revision=4, backend="onnxruntime", slot="A")),
         "telemetry": (p.telemetry_topic(dev), p.Telemetry(device_id=dev, fps=12.5, frames_inferred=100)),
-        "event": (p.events_topic(dev), _event(1)),
+        "event": (p.events_topic(dev), event(1)),
         "reply": (p.cmd_reply_topic(dev, "req-7"), p.CommandReply(ok=True, result={"pong": 1})),
         "ota_get": (p.ota_get_topic(dev), p.OtaGet(sha256=SHA, offset=262144, length=262144)),
     }
@@ -181,8 +48,8 @@ def test_malformed_messages_are_counted_and_dropped_and_the_next_good_one_arrive
     device.publish(p.events_topic(dev), b"\xff\xfe\x00")
     device.publish(p.telemetry_topic(dev), p.Telemetry(device_id=other).encode())  # claims another device
     device.publish(p.ota_get_topic(dev), b'{"v": 2, "sha256": "x", "offset": 0, "length": 1}')
-    device.publish(p.events_topic(dev), _event(2).encode())
-    assert recorder.wait_for("event", dev)[-1] == _event(2)
+    device.publish(p.events_topic(dev), event(2).encode())
+    assert recorder.wait_for("event", dev)[-1] == event(2)
     assert [c[0] for c in recorder.of(dev)] == ["event"]
     assert bridge.malformed_count >= before + 4
     dropped = {topic: reason for topic, reason in bridge.recent_malformed}
@@ -203,8 +70,8 @@ def test_a_malformed_topic_is_counted_and_dropped(recorder: Recorder, mosquitto_
         rogue = Peer(mosquitto_port, unique_id("rogue"))
         rogue.connect()
         bad = f"{p.TOPIC_ROOT}/Not_A_Valid_ID/events"
-        rogue.publish(bad, _event(1).encode())
-        rogue.publish(p.events_topic(dev), _event(3).encode())
+        rogue.publish(bad, event(1).encode())
+        rogue.publish(p.events_topic(dev), event(3).encode())
         recorder.wait_for("event", dev)
         rogue.close()
         assert bad in dict(b.recent_malformed)
@@ -219,7 +86,7 @@ def test_a_failing_handler_is_logged_and_the_bridge_keeps_going(
     device = env.connect(dev)
     recorder.fail_on = "reply"
     device.publish(p.cmd_reply_topic(dev, "r1"), p.CommandReply(ok=False, error="boom").encode())
-    device.publish(p.events_topic(dev), _event(4).encode())
+    device.publish(p.events_topic(dev), event(4).encode())
     recorder.wait_for("event", dev)
     assert bridge.handler_errors >= 1
     assert bridge.connected
@@ -230,7 +97,7 @@ def test_a_cleared_retained_message_is_ignored_silently(env: Env, bridge: MqttBr
     device = env.connect(dev)
     device.publish(p.status_topic(dev), p.Status(state="online").encode(), retain=True)
     device.publish(p.status_topic(dev), b"", retain=True)
-    device.publish(p.events_topic(dev), _event(5).encode())
+    device.publish(p.events_topic(dev), event(5).encode())
     recorder.wait_for("event", dev)
     assert [c[0] for c in recorder.of(dev)] == ["status", "event"]
     assert p.status_topic(dev) not in dict(bridge.recent_malformed)
@@ -308,165 +175,6 @@ def test_bad_urls_are_refused(recorder: Recorder) -> None:
             MqttBridge(bad, recorder)
 
 
-# --------------------------------------------------------------------------------------------- connection
-def test_a_refused_login_never_counts_as_connected(embedded_broker: tuple, recorder: Recorder) -> None:
-    broker, _, _ = embedded_broker
-    b = MqttBridge(broker.url, recorder, username="server", password="wrong", client_id="edgefleet-server-x")
-    b.start()
-    try:
-        wait_until(lambda: b.last_error is not None, what="the broker's refusal")
-        assert "Not authorized" in b.last_error
-        assert not b.connected and not b.wait_connected(0)
-    finally:
-        b.stop()
-
-
-def test_bridge_started_before_the_broker_connects_when_it_comes_up(recorder: Recorder) -> None:
-    port, password = services.free_port(), "pw"
-    creds = StaticCredentials("server", password)
-    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password=password)
-    b.start()
-    try:
-        wait_until(lambda: b.last_error is not None, what="a failed first connect")
-        assert "cannot reach" in b.last_error and not b.connected
-        with BrokerThread(port=port, checker=creds):
-            assert b.wait_connected(TIMEOUT * 2)
-            assert b.last_error is None
-    finally:
-        b.stop()
-
-
-def _survives_restart(env: Env, recorder: Recorder, restart: Callable[[MqttBridge], None]) -> None:
-    b = env.bridge(recorder, shared_telemetry=False)
-    b.start()
-    try:
-        assert b.wait_connected(TIMEOUT)
-        restart(b)
-        assert b.wait_connected(TIMEOUT * 3)
-        dev = env.device()
-        env.connect(dev).publish(p.events_topic(dev), _event(6).encode())
-        recorder.wait_for("event", dev)  # resubscribed after the restart
-    finally:
-        b.stop()
-
-
-def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(recorder: Recorder) -> None:
-    creds = StaticCredentials("server", "pw")
-    brokers = [BrokerThread(port=0, checker=creds).start()]
-    env = Env("embedded", brokers[0].port, creds, "pw")
-
-    def restart(bridge: MqttBridge) -> None:
-        brokers[-1].stop()
-        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
-        brokers.append(BrokerThread(port=env.port, checker=creds).start())
-
-    try:
-        _survives_restart(env, recorder, restart)
-    finally:
-        env.clean_up()
-        brokers[-1].stop()
-
-
-def test_on_connected_is_called_once_per_connection_after_the_subscriptions(recorder: Recorder) -> None:
-    """The app republishes desired twins from this callback, so it must come after every reconnect, and only
-    once the bridge is subscribed (a reply to what it publishes there must not be missed)."""
-    creds = StaticCredentials("server", "pw")
-    broker = BrokerThread(port=0, checker=creds).start()
-    port = broker.port
-    seen: list[tuple[bool, bool]] = []
-    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password="pw", shared_telemetry=False,
-                   on_connected=lambda: seen.append((b.connected, b.wait_connected(0))))
-    b.start()
-    try:
-        wait_until(lambda: len(seen) == 1, what="the first on_connected")
-        broker.stop()
-        wait_until(lambda: not b.connected, what="the bridge to notice the broker is gone")
-        assert len(seen) == 1
-        broker = BrokerThread(port=port, checker=creds).start()
-        wait_until(lambda: len(seen) == 2, timeout=TIMEOUT * 3, what="on_connected after the reconnect")
-        assert seen == [(True, True), (True, True)]
-    finally:
-        b.stop()
-        broker.stop()
-
-
-def test_bridge_reconnects_and_resubscribes_after_mosquitto_restarts(recorder: Recorder, tmp_path: Path) -> None:
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
-    mosquitto = services.Mosquitto(services.plain_mosquitto_config(), tmp_path).start()
-    env = Env("mosquitto", mosquitto.port)
-
-    def restart(bridge: MqttBridge) -> None:
-        mosquitto.stop()
-        wait_until(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
-        mosquitto.start()
-
-    try:
-        _survives_restart(env, recorder, restart)
-    finally:
-        env.clean_up()
-        mosquitto.stop()
-
-
-# --------------------------------------------------------------------------------------------- mTLS
-def _tls_peer(port: int, client_id: str, tls: TlsFiles) -> Peer:
-    peer = Peer(port, client_id)
-    peer.client.tls_set_context(tls.context())
-    return peer
-
-
-def test_bridge_connects_with_client_certificates_over_tls_1_2(recorder: Recorder, tmp_path: Path) -> None:
-    """Mosquitto with `require_certificate` (the production set-up, docs/MEASUREMENTS.md): the bridge logs in with the
-    server's certificate, a device with the one the fleet CA issued it; a certificate from another CA is refused."""
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
-    from cryptography.hazmat.primitives import serialization
-
-    from fleet_server.pki import CertificateAuthority, write_private
-    from tests.fleet_server.conftest import make_csr
-
-    ca = CertificateAuthority.load_or_create(tmp_path / "pki")
-    server_cert, server_key = ca.server_identity(["127.0.0.1"])
-    dev = unique_id("tls")
-    key, csr = make_csr()
-    (tmp_path / "dev.crt").write_bytes(ca.sign_csr(csr, dev).public_bytes(serialization.Encoding.PEM))
-    write_private(tmp_path / "dev.key", key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    other_ca = CertificateAuthority.load_or_create(tmp_path / "other")
-    other_cert, other_key = other_ca.server_identity(["127.0.0.1"])
-
-    acl = tmp_path / "acl"
-    acl.write_text("user server\ntopic readwrite #\n\npattern readwrite edgefleet/v1/%u/#\n")
-    for f in tmp_path.rglob("*"):
-        f.chmod(0o644 if f.is_file() else 0o755)  # Mosquitto may drop to its own user
-    lines = services.plain_mosquitto_config()
-    lines = [line for line in lines if not line.startswith(("listener", "allow_anonymous"))] + [
-        "per_listener_settings false", "allow_anonymous false", f"acl_file {acl}",
-        "listener {port} 127.0.0.1", f"cafile {ca.cert_path}", f"certfile {server_cert}", f"keyfile {server_key}",
-        "require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
-        "tls_version tlsv1.2",
-    ]
-    mosquitto = services.Mosquitto(lines, tmp_path).start()
-    b = MqttBridge(f"mqtts://127.0.0.1:{mosquitto.port}", recorder, client_id="server", shared_telemetry=False,
-                   tls=TlsFiles(ca=ca.cert_path, cert=server_cert, key=server_key))
-    b.start()
-    try:
-        assert b.wait_connected(TIMEOUT)
-        device = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, tmp_path / "dev.crt", tmp_path / "dev.key"))
-        assert not device.connect().is_failure
-        device.publish(p.events_topic(dev), _event(7).encode())
-        assert recorder.wait_for("event", dev)[-1] == _event(7)
-        device.close()
-        stranger = _tls_peer(mosquitto.port, dev, TlsFiles(ca.cert_path, other_cert, other_key))
-        with pytest.raises(ssl.SSLError, match="unknown ca"):
-            stranger.connect()
-        stranger.close()
-    finally:
-        b.stop()
-        mosquitto.stop()
-
-
 def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_counted(
         env: Env, recorder: Recorder) -> None:
     dev = env.device()
@@ -478,7 +186,7 @@ def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_cou
     try:
         assert late.wait_connected(TIMEOUT)
         recorder.wait_for("status", dev)
-        wait_until(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
+        wait_for(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
         assert not [c for c in recorder.of(dev) if c[0] == "telemetry"]
         def cleared() -> bool:  # a new subscriber is offered the retained status but no telemetry any more
             probe = Peer(env.port, f"probe-{secrets.token_hex(3)}",
@@ -491,7 +199,7 @@ def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_cou
             finally:
                 probe.close()
 
-        wait_until(cleared, what="the retained telemetry cleared on the broker")
+        wait_for(cleared, what="the retained telemetry cleared on the broker")
     finally:
         late.stop()
 
@@ -507,9 +215,9 @@ def test_a_device_over_its_message_rate_is_cut_off_while_others_still_get_throug
         assert bridge.wait_connected(TIMEOUT)
         flood = env.connect(noisy)
         for i in range(40):
-            flood.publish(p.events_topic(noisy), _event(i).encode())
-        wait_until(lambda: bridge.refused["rate_limited"] >= 30, what="the flood refused")
-        env.connect(quiet).publish(p.events_topic(quiet), _event(1).encode())
+            flood.publish(p.events_topic(noisy), event(i).encode())
+        wait_for(lambda: bridge.refused["rate_limited"] >= 30, what="the flood refused")
+        env.connect(quiet).publish(p.events_topic(quiet), event(1).encode())
         recorder.wait_for("event", quiet)
         assert len([c for c in recorder.of(noisy) if c[0] == "event"]) <= 7
     finally:

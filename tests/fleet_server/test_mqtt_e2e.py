@@ -1,10 +1,10 @@
 """End to end over real MQTT: the whole server (API + bridge, and the embedded broker or Mosquitto) and
-devices made of real paho clients. Device ids are random per run, and retained messages are cleared after,
-because the Mosquitto on 1883 is shared and keeps them."""
+devices made of the tests' MQTT client. Device names, and so ids, carry this run's tag: what they leave retained
+on the shared Mosquitto is cleared by the session sweep (tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,12 +13,14 @@ import pytest
 from edgefleet import protocol as p
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
+from tests import services
 from tests.fleet_server.conftest import make_csr
-from tests.fleet_server.mqtt_device import SimDevice, clear_retained
-from tests.services import wait_for
+from tests.fleet_server.mqtt_device import SimDevice, broker_port
+from tests.mqtt_client import retained_topics, unique_name
+from tests.waiting import wait_for
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHandle]:
     broker = "embedded"
     if request.param == "mosquitto":
@@ -37,16 +39,15 @@ class Fleet:
     def __init__(self, server: ServerHandle) -> None:
         self.server = server
         self.headers = {"Authorization": f"Bearer {server.admin_key}"}
-        self.created: list[str] = []
 
     def api(self, method: str, path: str, **kw: object) -> httpx.Response:
         return httpx.request(method, f"{self.server.url}/api/v1{path}", headers=self.headers, timeout=30, **kw)
 
     def enroll(self, name: str = "e2e") -> dict:
         token = self.api("POST", "/tokens", json={}).json()["token"]
-        r = httpx.post(f"{self.server.url}/api/v1/enroll", json={"token": token, "csr": make_csr()[1], "name": name})
+        r = httpx.post(f"{self.server.url}/api/v1/enroll",
+                       json={"token": token, "csr": make_csr()[1], "name": unique_name(name)})
         assert r.status_code == 200, r.text
-        self.created.append(r.json()["device_id"])
         return r.json()
 
     def device(self, device_id: str) -> dict:
@@ -54,19 +55,13 @@ class Fleet:
 
 
 @pytest.fixture()
-def fleet(server: ServerHandle) -> Iterator[Fleet]:
-    f = Fleet(server)
-    yield f
-    if not server.settings.embedded:
-        for device_id in f.created:
-            clear_retained(server.settings.broker, device_id)
+def fleet(server: ServerHandle) -> Fleet:
+    return Fleet(server)
 
 
 def _connect(creds: dict, **kw: object) -> SimDevice:
-    dev = SimDevice(creds["device_id"], creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"], **kw)
-    dev.start()
-    wait_for(dev.connected.is_set, what=f"{dev.device_id} to connect")
-    return dev
+    return SimDevice(creds["device_id"], creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"],
+                     **kw).start()
 
 
 def test_a_device_shows_online_from_its_status_and_offline_from_its_last_will(fleet: Fleet) -> None:
@@ -76,7 +71,7 @@ def test_a_device_shows_online_from_its_status_and_offline_from_its_last_will(fl
     try:
         state = wait_for(lambda: fleet.device(device_id)["online"] and fleet.device(device_id), what="online")
         assert state["agent_version"] == "test-1" and state["last_seen"]
-        dev.drop()  # no DISCONNECT: the broker publishes the Last Will
+        dev.peer.drop()  # no DISCONNECT: the broker publishes the Last Will
         wait_for(lambda: fleet.device(device_id)["status"] == "offline", timeout=30, what="Last Will -> offline")
     finally:
         dev.stop()
@@ -121,18 +116,13 @@ def test_decommission_clears_the_retained_desired_twin(fleet: Fleet) -> None:
     creds = fleet.enroll()
     device_id = creds["device_id"]
     fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:0"})
-    assert fleet.api("DELETE", f"/devices/{device_id}").status_code == 200
     if fleet.server.settings.embedded:
+        assert fleet.api("DELETE", f"/devices/{device_id}").status_code == 200
         return  # the device cannot log in any more to look: see the embedded-only test below
-    watcher = SimDevice(device_id, creds["broker_url"], answer_twin=False).start()
-    try:
-        wait_for(watcher.connected.is_set, what="watcher connect")
-        import time
-
-        time.sleep(1.0)  # a retained message would arrive right after SUBACK; give it a moment
-        assert watcher.desired == []
-    finally:
-        watcher.stop()
+    port, desired = broker_port(creds["broker_url"]), p.twin_desired_topic(device_id)
+    wait_for(lambda: desired in retained_topics(port, device_id), what="the desired twin to be retained")
+    assert fleet.api("DELETE", f"/devices/{device_id}").status_code == 200
+    wait_for(lambda: retained_topics(port, device_id) == [], what="decommission to clear the retained messages")
 
 
 def test_telemetry_is_stored_and_garbage_is_counted_not_fatal(fleet: Fleet) -> None:
@@ -144,8 +134,8 @@ def test_telemetry_is_stored_and_garbage_is_counted_not_fatal(fleet: Fleet) -> N
     device_id = creds["device_id"]
     dev = _connect(creds)
     try:
-        dev.client.publish(p.telemetry_topic(device_id), p.Telemetry(device_id=device_id, fps=12.5).encode(), qos=0)
-        dev.client.publish(p.events_topic(device_id), b"{not json", qos=1)
+        dev.peer.publish(p.telemetry_topic(device_id), p.Telemetry(device_id=device_id, fps=12.5).encode(), qos=0)
+        dev.peer.publish(p.events_topic(device_id), b"{not json")
 
         def stored() -> int:
             with fleet.server.fleet.db.session() as s:
@@ -180,17 +170,15 @@ def test_embedded_broker_refuses_wrong_passwords_and_decommissioned_devices(embe
     creds = embedded.enroll()
     device_id = creds["device_id"]
     wrong = SimDevice(device_id, creds["broker_url"], device_id, creds["mqtt_password"] + "x")
-    wrong.try_connect()
-    assert not wrong.connected.is_set()
+    assert wrong.peer.connect().is_failure
     dev = _connect(creds)
     wait_for(lambda: embedded.device(device_id)["online"], what="online")
     assert embedded.api("DELETE", f"/devices/{device_id}").status_code == 200
     # its live connection was dropped, and it cannot come back
-    wait_for(lambda: not dev.client.is_connected(), what="decommissioned device to be disconnected")
+    dev.peer.wait_disconnected()
     dev.stop()
     again = SimDevice(device_id, creds["broker_url"], device_id, creds["mqtt_password"])
-    again.try_connect()
-    assert not again.connected.is_set()
+    assert again.peer.connect().is_failure
 
 
 def test_enrollment_hands_out_the_embedded_brokers_real_address(embedded: Fleet) -> None:
@@ -202,34 +190,28 @@ def test_enrollment_hands_out_the_embedded_brokers_real_address(embedded: Fleet)
 # ----------------------------------------------------------------------------------------- broker outage
 
 
-def test_a_twin_changed_while_the_broker_is_down_is_published_when_it_is_back(tmp_path: Path) -> None:
-    from tests import services
-
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
-    mosq = services.Mosquitto(services.plain_mosquitto_config(), tmp_path).start()  # no persistence
+def test_a_twin_changed_while_the_broker_is_down_is_published_when_it_is_back(
+        tmp_path: Path, private_mosquitto: Callable[..., services.Mosquitto]) -> None:
+    mosq = private_mosquitto()  # no persistence
     url = f"mqtt://127.0.0.1:{mosq.port}"
     settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=url)
-    try:
-        with start_server_in_thread(settings) as handle:
-            fleet = Fleet(handle)
-            wait_for(handle.fleet.broker_connected, what="bridge to connect")
-            creds = fleet.enroll()
-            device_id = creds["device_id"]
-            mosq.stop()
-            wait_for(lambda: not handle.fleet.broker_connected(), what="bridge to notice the broker is gone")
-            r = fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:3"})
-            assert r.status_code == 200 and r.json()["published"] is False and r.json()["desired_revision"] == 1
-            mosq.start()  # same port, empty retained store
-            wait_for(handle.fleet.broker_connected, timeout=60, what="bridge to reconnect")
-            dev = _connect(creds)
-            try:
-                got = wait_for(lambda: dev.desired, what="the stored desired twin, republished")
-                assert got[0].revision == 1 and got[0].camera == "usb:3"
-            finally:
-                dev.stop()
-    finally:
+    with start_server_in_thread(settings) as handle:
+        fleet = Fleet(handle)
+        wait_for(handle.fleet.broker_connected, what="bridge to connect")
+        creds = fleet.enroll()
+        device_id = creds["device_id"]
         mosq.stop()
+        wait_for(lambda: not handle.fleet.broker_connected(), what="bridge to notice the broker is gone")
+        r = fleet.api("PATCH", f"/devices/{device_id}/twin", json={"camera": "usb:3"})
+        assert r.status_code == 200 and r.json()["published"] is False and r.json()["desired_revision"] == 1
+        mosq.start()  # same port, empty retained store
+        wait_for(handle.fleet.broker_connected, timeout=60, what="bridge to reconnect")
+        dev = _connect(creds)
+        try:
+            got = wait_for(lambda: dev.desired, what="the stored desired twin, republished")
+            assert got[0].revision == 1 and got[0].camera == "usb:3"
+        finally:
+            dev.stop()
 
 
 def test_the_whole_server_works_on_either_database(tmp_path: Path, db_url: str) -> None:

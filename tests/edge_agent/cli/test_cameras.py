@@ -6,6 +6,7 @@ from rich.console import Console
 
 from edge_agent.cli.cameras import cameras_command
 from tests.edge_agent.engine.discovery.udev_devices import DeviceListContext, synthetic_device
+from tests.waiting import wait_for
 
 
 def console() -> Console:
@@ -51,7 +52,6 @@ def test_json_output_carries_every_field():
 
 def test_watch_prints_cameras_as_they_come_and_go():
     import threading
-    import time
 
     from edge_agent.engine.discovery import DeviceEventQueue
     from edge_agent.cli.cameras import watch_cameras
@@ -62,10 +62,10 @@ def test_watch_prints_cameras_as_they_come_and_go():
     events.push(synthetic_device(context, action="remove", devnode="/dev/video6", serial="W1"))
     thread = threading.Thread(target=watch_cameras, kwargs={"console": c, "monitor": events, "stop": stop})
     thread.start()
-    deadline = time.monotonic() + 10
-    while "removed /dev/video6" not in output(c) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
+    try:
+        wait_for(lambda: "removed /dev/video6" in output(c), 10, "the watcher to print the removal")
+    finally:
+        stop.set()
     thread.join(5)
     assert "added /dev/video6" in output(c) and "removed /dev/video6" in output(c) and "serial:W1" in output(c)
     assert not thread.is_alive()

@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from edgefleet import protocol
 from tests.edge_agent.conftest import write_state
+from tests.waiting import wait_for
 
 
 def test_agent_run_goes_online_and_sigterm_publishes_offline(agent_config, state_dir: Path, probe):
@@ -18,14 +20,21 @@ def test_agent_run_goes_online_and_sigterm_publishes_offline(agent_config, state
     proc = subprocess.Popen([sys.executable, "-m", "edgefleet", "agent", "run", "--state-dir", str(state_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             cwd=Path(__file__).resolve().parents[3])
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in iter(proc.stdout.readline, b"")])
+    reader.start()
     try:
         status = protocol.status_topic(agent_config.device_id)
         probe.last(status, lambda d: d["state"] == "online", timeout=30)
+        # it says it is running once its signal handlers are in place; a SIGTERM before that line kills it
+        wait_for(lambda: any(b"Ctrl-C to stop" in line for line in lines), 30, "the agent's running line")
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
+        proc.wait(20)
     finally:
         if proc.poll() is None:
             proc.kill()
+        reader.join(10)
+    out = b"".join(lines)
     assert proc.returncode == 0, out.decode()
     offline = probe.last(status, lambda d: d["state"] == "offline")
     assert offline["reason"] == "agent stopped"

@@ -15,7 +15,7 @@ from edgefleet.protocol import Event, PipelineConfig
 from tests.edge_agent.engine.discovery.test_manager import SyntheticCameras
 from tests.edge_agent.engine.discovery.udev_devices import DeviceListContext, synthetic_device
 from tests.edge_agent.engine.inference_fixtures import color_model  # noqa: F401
-from tests.services import wait_for
+from tests.waiting import wait_for
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.05)
 

@@ -19,7 +19,7 @@ from edge_agent.engine.sources import DeviceGone, FrameSource, SourceProperties,
 from edge_agent.engine.sources.video_file import VideoFileSource
 from tests.edge_agent.engine.sources.videos import grey_level, write_video
 from tests.services import free_port
-from tests.services import wait_for as wait_until
+from tests.waiting import wait_for
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.01)
 
@@ -132,12 +132,12 @@ def test_slow_consumer_drops_frames_and_counters_add_up():
     try:
         for _ in range(5):
             source.permits.release()
-        wait_until(lambda: capture.captured == 5)
+        wait_for(lambda: capture.captured == 5)
         frame = capture.get_latest(timeout=1.0)
         assert frame is not None and frame.index == 4  # the newest, not the oldest
         assert (capture.captured, capture.delivered, capture.dropped) == (5, 1, 4)
         source.permits.release()
-        wait_until(lambda: capture.captured == 6)
+        wait_for(lambda: capture.captured == 6)
         stats = capture.stats()
         assert stats.pending == 1 and stats.captured == stats.delivered + stats.dropped + stats.pending
         assert capture.get_latest(timeout=1.0, after_index=4).index == 5
@@ -183,7 +183,7 @@ def test_video_file_is_read_lossless_and_ends(tmp_path: Path):
 def test_drop_frames_can_be_forced_for_a_file(tmp_path: Path):
     video = write_video(tmp_path / "v.mp4", frames=5)
     with CaptureThread(open_source(str(video)), drop_frames=True) as capture:
-        wait_until(lambda: capture.finished)
+        wait_for(lambda: capture.finished)
     assert capture.captured == 5 and capture.dropped == 4
     assert grey_level(capture.get_latest(timeout=0.1).image) == 4
 
@@ -219,11 +219,11 @@ def test_pause_for_device_and_resume_on_a_new_source_keeps_counting():
         first.permits.release()
         assert capture.get_latest(timeout=5.0).index == 0
         capture.pause_for_device("camera removed (test)")
-        wait_until(lambda: capture.state == "waiting_for_device")
+        wait_for(lambda: capture.state == "waiting_for_device")
         assert ("waiting_for_device", "camera removed (test)") in log.entries
         first.permits.release()  # the old camera must no longer be read
         capture.resume(second, "camera back at /dev/video9")
-        wait_until(lambda: capture.state == "streaming")
+        wait_for(lambda: capture.state == "streaming")
         second.permits.release()
         frame = capture.get_latest(timeout=5.0, after_index=0)
         assert frame.index == 1 and second.served == 1
@@ -236,9 +236,9 @@ def test_a_paused_capture_waits_for_resume_instead_of_polling():
     source = GatedSource()
     capture = CaptureThread(source, reconnect=FAST).start()
     try:
-        wait_until(lambda: capture.state == "streaming")
+        wait_for(lambda: capture.state == "streaming")
         capture.pause_for_device("removed")
-        wait_until(lambda: capture.state == "waiting_for_device")
+        wait_for(lambda: capture.state == "waiting_for_device")
         time.sleep(0.1)  # ten device polls' worth
         assert capture.state == "waiting_for_device"
     finally:
@@ -251,7 +251,7 @@ def test_rtsp_to_a_closed_port_reconnects_with_growing_backoff():
     policy = ReconnectPolicy(initial_delay_s=0.01, max_delay_s=0.08, multiplier=2.0, jitter=0.0)
     url = f"rtsp://viewer:topsecret@127.0.0.1:{free_port()}/live"
     with CaptureThread(open_source(url, open_timeout_s=2.0), reconnect=policy, on_state=log) as capture:
-        wait_until(lambda: log.states.count("reconnecting") >= 5)
+        wait_for(lambda: log.states.count("reconnecting") >= 5)
     reasons = [r for s, r in log.entries if s == "reconnecting"]
     assert [r.rsplit(" in ", 1)[1] for r in reasons[:5]] == ["0.01s", "0.02s", "0.04s", "0.08s", "0.08s"]
     assert all("cannot connect to rtsp://***@127.0.0.1" in r and "topsecret" not in r for r in reasons)
@@ -291,13 +291,13 @@ def test_memory_stays_bounded_across_many_reconnects(tmp_path: Path):
     capture = CaptureThread(source, reconnect=FAST, drop_frames=True).start()
     process = psutil.Process()
     try:
-        wait_until(lambda: capture.reconnects >= 30, timeout=30)
+        wait_for(lambda: capture.reconnects >= 30, timeout=30)
         gc.collect()
         tracemalloc.start()
         rss_before, objects_before = process.memory_info().rss, len(gc.get_objects())
         snapshot_before = tracemalloc.take_snapshot()
         target = capture.reconnects + 300
-        wait_until(lambda: capture.reconnects >= target, timeout=60)
+        wait_for(lambda: capture.reconnects >= target, timeout=60)
         gc.collect()
         grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snapshot_before, "filename"))
         rss_growth = process.memory_info().rss - rss_before

@@ -11,6 +11,7 @@ import pytest
 
 from edge_agent.engine.frame_buffer import FrameBuffer
 from edge_agent.engine.sources.base import Frame
+from tests.waiting import wait_for
 
 IMAGE = np.zeros((2, 2, 3), np.uint8)
 
@@ -63,10 +64,8 @@ def test_lossless_buffer_blocks_the_producer_when_full_and_resumes_when_drained(
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
-    deadline = time.monotonic() + 5
-    while len(produced) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
+    wait_for(lambda: len(produced) >= 3, 5, "three frames in the buffer")
+    time.sleep(0.05)  # a chance for a wrong fourth put to get through: it must not
     assert produced == [0, 1, 2]  # full: the fourth frame waits, nothing is dropped
     taken = []
     with lock:

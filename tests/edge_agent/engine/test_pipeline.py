@@ -18,7 +18,7 @@ from edge_agent.engine.preprocess import Preprocessor
 from edge_agent.engine.builder import build_pipeline
 from edge_agent.engine.sources import open_source
 from tests.edge_agent.engine.inference_fixtures import COLORS, color_model, conv_model  # noqa: F401
-from tests.services import wait_for
+from tests.waiting import wait_for
 
 
 class Collect:

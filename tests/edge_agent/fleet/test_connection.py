@@ -20,8 +20,7 @@ def test_online_status_and_reported_twin_are_retained(device, probe, agent_confi
         assert reported["camera"] == "synthetic"
         assert reported["backend"] == "numpy"
     finally:
-        late.client.disconnect()
-        late.client.loop_stop()
+        late.close()
 
 
 def test_last_will_marks_device_offline_when_connection_dies(device, probe, agent_config):

@@ -3,7 +3,6 @@ counters cumulative across rebuilds, a refused change that leaves the previous p
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -13,16 +12,12 @@ from edge_agent.errors import ConfigError, SourceError
 from edge_agent.fleet.agent import EnginePipelineFactory
 from edge_agent.fleet.host import PipelineHost, RunSpec
 from edge_agent.fleet.sim import SimPipelineFactory, SyntheticPipeline
+from tests.waiting import wait_for
 
 
 def wait_frames(host: PipelineHost, at_least: int, timeout: float = 10.0) -> PipelineStats:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stats = host.stats()
-        if stats.frames_inferred >= at_least:
-            return stats
-        time.sleep(0.02)
-    raise AssertionError(f"fewer than {at_least} frames in {timeout}s: {host.stats()}")
+    return wait_for(lambda: (stats := host.stats()).frames_inferred >= at_least and stats, timeout,
+                    lambda: f"{at_least} frames: {host.stats()}")
 
 
 def test_both_factories_and_their_pipelines_fit_the_seam() -> None:

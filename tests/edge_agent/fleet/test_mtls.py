@@ -5,23 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import ssl
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol
 from edge_agent.fleet.enroll import generate_key_and_csr
 from edge_agent.fleet.sim import SimulatedDevice
 from tests import services
 from tests.edge_agent.conftest import make_config, write_state
+from tests.mqtt_client import Peer, tls_context
 
 
 def _cert(subject: str, public_key, issuer_key, issuer_name: x509.Name | None = None, *, ca: bool = False,
@@ -46,9 +44,7 @@ def _pem(obj) -> bytes:
 
 
 @pytest.fixture()
-def mtls_broker(tmp_path: Path):
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+def mtls_broker(tmp_path: Path, private_mosquitto: Callable[..., services.Mosquitto]):
     work = tmp_path / "mtls"
     work.mkdir()
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -63,9 +59,7 @@ def mtls_broker(tmp_path: Path):
              "require_certificate true", "use_identity_as_username true", "tls_version tlsv1.2"]
     if os.geteuid() == 0:
         lines.insert(0, "user root")
-    broker = services.Mosquitto(lines, work).start()
-    yield broker, ca, ca_key
-    broker.stop()
+    return private_mosquitto(lines, work), ca, ca_key
 
 
 def test_agent_connects_with_its_client_certificate_over_tls12(mtls_broker, tmp_path):
@@ -82,24 +76,18 @@ def test_agent_connects_with_its_client_certificate_over_tls12(mtls_broker, tmp_
     server_key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "probe.crt").write_bytes(_pem(_cert("fleet-server", server_key.public_key(), ca_key, ca.subject)))
     (tmp_path / "probe.key").write_bytes(_pem(server_key))
-    seen = []
-    got = threading.Event()
-    probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fleet-server")
-    probe.tls_set(ca_certs=str(state.ca_path), certfile=str(tmp_path / "probe.crt"),
-                  keyfile=str(tmp_path / "probe.key"), tls_version=ssl.PROTOCOL_TLSv1_2)
-    probe.on_message = lambda c, u, m: (seen.append(m), got.set())
-    probe.connect("127.0.0.1", broker.port)
-    probe.loop_start()
-    probe.subscribe(protocol.status_topic(config.device_id), qos=1)
+    probe = Peer(broker.port, "fleet-server", tls=tls_context(state.ca_path, tmp_path / "probe.crt",
+                                                              tmp_path / "probe.key"))
+    assert not probe.connect().is_failure
+    probe.subscribe(protocol.status_topic(config.device_id))
     device = SimulatedDevice(config, state.root).start()
     try:
         assert device.wait_ready(15), "the agent did not get through TLS + client-certificate auth"
-        assert got.wait(10)
-        assert protocol.decode(protocol.Status, seen[-1].payload).state == "online"
+        assert protocol.decode(protocol.Status, probe.expect(protocol.status_topic(config.device_id)).payload
+                               ).state == "online"
     finally:
         device.stop()
-        probe.disconnect()
-        probe.loop_stop()
+        probe.close()
 
 
 def test_agent_without_a_certificate_is_refused_and_keeps_retrying(mtls_broker, tmp_path):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,30 +13,19 @@ from edgefleet.protocol import Event
 from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from tests import services
 from tests.edge_agent.conftest import FleetProbe, make_config, write_state
+from tests.waiting import wait_for
 
 
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[services.Mosquitto]:
+def broker(tmp_path: Path, private_mosquitto: Callable[..., services.Mosquitto]) -> services.Mosquitto:
     """A private Mosquitto this test may stop and restart (the shared one must stay up for everyone)."""
-    if services.mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
     work = tmp_path / "mosquitto"
-    work.mkdir()
-    b = services.Mosquitto(services.plain_mosquitto_config(persistence_dir=work), work).start()
-    yield b
-    b.stop()
+    return private_mosquitto(services.plain_mosquitto_config(persistence_dir=work), work)
 
 
 def _events(probe: FleetProbe) -> list[dict]:
     topic = protocol.events_topic(probe.device_id)
     return [json.loads(m.payload) for m in probe.on(topic)]
-
-
-def _wait_down(link, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while link.connected.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not link.connected.is_set()
 
 
 def test_messages_produced_during_an_outage_arrive_in_order_after_it(broker, tmp_path):
@@ -48,7 +36,7 @@ def test_messages_produced_during_an_outage_arrive_in_order_after_it(broker, tmp
     dev = SimulatedDevice(config, tmp_path / "dev").start()
     assert dev.wait_ready()
     broker.stop()
-    _wait_down(dev.link)
+    wait_for(lambda: not dev.link.connected.is_set(), 15, "the agent to notice the broker is gone")
     for i in range(30):
         dev.emit_event(Event(kind="camera", message=f"offline-{i}"))
     dev.publish_telemetry()
@@ -61,7 +49,7 @@ def test_messages_produced_during_an_outage_arrive_in_order_after_it(broker, tmp
         seen = [e["message"] for e in _events(probe) if e["message"].startswith("offline-")]
         assert seen == [f"offline-{i}" for i in range(30)]
         probe.last(protocol.telemetry_topic(config.device_id))
-        probe.wait_for(lambda ms: dev.outbox.depth == 0, timeout=10, what="an empty outbox")
+        wait_for(lambda: dev.outbox.depth == 0, 10, "an empty outbox")
     finally:
         dev.stop()
         probe.close()

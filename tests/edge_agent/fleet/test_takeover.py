@@ -4,23 +4,18 @@ an event, and its renewed subscriptions still deliver twin changes."""
 
 from __future__ import annotations
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from edgefleet import protocol
+from tests.mqtt_client import Peer
 
 
 def impostor_session(device_id: str, port: int) -> None:
     """Connect with the device's client id and a clean session, then leave (as a stolen identity would)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=True,
-                         protocol=mqtt.MQTTv311)
-    assert client.connect("127.0.0.1", port) == 0
-    client.loop_start()
+    impostor = Peer(port, device_id, clean=True)
+    assert not impostor.connect().is_failure
     try:
-        assert client.publish("edgefleet/v1/impostor-probe", b"", qos=1).wait_for_publish(10) is None
+        impostor.publish("edgefleet/v1/impostor-probe", b"")  # PUBACKed: the broker has taken over the session
     finally:
-        client.disconnect()
-        client.loop_stop()
+        impostor.close()
 
 
 def test_a_takeover_is_noticed_reported_and_survived(device, probe, agent_config, mosquitto_port):

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fleet_server.broker.auth import StaticCredentials
+from fleet_server.broker.embedded import EmbeddedBroker
 from fleet_server.broker.thread import BrokerThread
-from tests.fleet_server.broker.peers import Peer, unique_id
+from tests.fleet_server.broker.credentials import StaticCredentials
+from tests.mqtt_client import Peer, unique_id
 
 SERVER_USER = "server"
 
@@ -51,6 +52,14 @@ class Fleet:
         peer = self.peer(f"srv-{secrets.token_hex(3)}", SERVER_USER, self.server_password)
         assert not peer.connect().is_failure
         return peer
+
+
+def subscriptions_of(broker: EmbeddedBroker, client_id: str) -> list[str]:
+    """The filters the broker holds for a client id (stored sessions included). Call it on the broker's loop."""
+    amqtt = broker._broker  # noqa: SLF001 - the broker's state, as the tests' witness
+    if amqtt is None:
+        return []
+    return sorted(f for f, subs in amqtt.subscriptions.items() if any(s.client_id == client_id for s, _ in subs))
 
 
 @pytest.fixture(scope="module")

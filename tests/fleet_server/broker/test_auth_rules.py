@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from amqtt.contexts import Action
 
-from fleet_server.broker.auth import CredentialChecker, StaticCredentials, allowed, refusal_reason
+from fleet_server.broker.auth import CredentialChecker, allowed, refusal_reason
+from tests.fleet_server.broker.credentials import StaticCredentials
 
 CREDS = StaticCredentials("server", "s3cret", {"dev-a": "pa", "dev-b": "pb"})
 SUB, PUB, RECV = Action.SUBSCRIBE, Action.PUBLISH, Action.RECEIVE

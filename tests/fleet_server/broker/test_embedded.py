@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from edgefleet import protocol as p
-from fleet_server.broker.auth import StaticCredentials
 from fleet_server.broker.embedded import DEFAULT_PORT, BrokerError, EmbeddedBroker
 from fleet_server.broker.thread import BrokerThread
-from tests.fleet_server.broker.conftest import Fleet
-from tests.fleet_server.broker.peers import Peer
-from tests.services import wait_for as wait_until
+from tests.fleet_server.broker.conftest import Fleet, subscriptions_of
+from tests.fleet_server.broker.credentials import StaticCredentials
+from tests.mqtt_client import Peer
 from tests.services import free_port, port_open
+from tests.waiting import wait_for
 
 CREDS = StaticCredentials("server", "pw", {"dev-a": "pa"})
 
@@ -131,7 +131,7 @@ def test_no_message_is_lost_while_other_clients_subscribe(fleet: Fleet) -> None:
     for n in range(count):
         publisher.client.publish(p.events_topic(a), str(n).encode(), qos=1)
         subscriber.client.subscribe(f"{p.TOPIC_ROOT}/{b}/x/{n}", 0)  # a new filter: the table grows
-    wait_until(lambda: len(server.topics()) >= 2 * count, what="every event to reach the server twice")
+    wait_for(lambda: len(server.topics()) >= 2 * count, what="every event to reach the server twice")
     assert sorted(int(m.payload) for m in server.messages) == sorted(list(range(count)) * 2)
 
 
@@ -142,7 +142,7 @@ def test_an_offline_devices_stored_session_expires() -> None:
         device.connect()
         device.subscribe(p.twin_desired_topic("dev-e"))
         device.close()
-        wait_until(lambda: broker.call(lambda b: b.subscriptions_of("dev-e"), broker.broker) == [],
+        wait_for(lambda: broker.call(subscriptions_of, broker.broker, "dev-e") == [],
                    what="the stored session to expire")
         again = Peer(broker.port, "dev-e", "dev-e", "pe", clean=False)
         again.connect()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from edgefleet import protocol as p
-from tests.fleet_server.broker.conftest import Fleet
-from tests.services import wait_for as wait_until
+from tests.fleet_server.broker.conftest import Fleet, subscriptions_of
+from tests.waiting import wait_for
 
 
 def _queued(read: Callable, device: str) -> int:
@@ -37,10 +37,10 @@ def test_impostor_resuming_a_persistent_session_gets_nothing_and_loses_nothing(
     device = fleet.as_device(b, clean=False)
     device.subscribe(*p.device_subscriptions(b))
     device.close()
-    wait_until(lambda: _state(broker_state, b) == "disconnected", what="the device's session to go offline")
+    wait_for(lambda: _state(broker_state, b) == "disconnected", what="the device's session to go offline")
     server = fleet.as_server()
     server.publish(p.cmd_topic(b, "before"), b"queued before")
-    wait_until(lambda: _queued(broker_state, b) == 1, what="the command to be queued")
+    wait_for(lambda: _queued(broker_state, b) == 1, what="the command to be queued")
 
     user = b if impostor_password else None
     impostor = fleet.peer(b, user, impostor_password, clean=False)
@@ -51,7 +51,7 @@ def test_impostor_resuming_a_persistent_session_gets_nothing_and_loses_nothing(
     # the session is still offline and still queues for the device
     assert _state(broker_state, b) == "disconnected"
     server.publish(p.cmd_topic(b, "after"), b"queued after")
-    wait_until(lambda: _queued(broker_state, b) == 2, what="the second command to be queued")
+    wait_for(lambda: _queued(broker_state, b) == 2, what="the second command to be queued")
 
     back = fleet.as_device(b, clean=False)
     assert back.session_present is True
@@ -65,14 +65,14 @@ def test_refused_impostor_neither_kicks_the_device_nor_removes_its_subscriptions
     a, b = fleet.device("a"), fleet.device("b")
     device = fleet.as_device(b, clean=False)
     device.subscribe(*p.device_subscriptions(b))
-    before = broker_state(lambda broker: broker.subscriptions_of(b))
+    before = broker_state(lambda broker: subscriptions_of(broker, b))
     assert before == sorted(p.device_subscriptions(b))
 
     assert fleet.peer(b, b, "guessed-wrong", clean=clean).connect().is_failure
     assert fleet.peer(b, clean=clean).connect().is_failure
     assert fleet.peer(b, a, fleet.passwords[a], clean=clean).connect().is_failure  # A's own login, B's id
 
-    assert broker_state(lambda broker: broker.subscriptions_of(b)) == before
+    assert broker_state(lambda broker: subscriptions_of(broker, b)) == before
     server = fleet.as_server()
     server.publish(p.cmd_topic(b, "r1"), b"still reaches the device")
     assert device.expect(p.cmd_topic(b, "r1")).payload == b"still reaches the device"
@@ -99,6 +99,6 @@ def test_device_decommissioned_while_connected_is_dropped_and_its_will_goes_out(
     assert fleet.broker.disconnect(c) is True
     device.wait_disconnected()
     assert server.expect(p.status_topic(c)).payload == b"offline"
-    assert broker_state(lambda broker: broker.subscriptions_of(c)) == []  # its stored session is gone
+    assert broker_state(lambda broker: subscriptions_of(broker, c)) == []  # its stored session is gone
     assert fleet.peer(c, c, fleet.passwords[c], clean=False).connect().is_failure
     assert fleet.broker.disconnect(c) is False  # unknown now

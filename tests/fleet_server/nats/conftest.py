@@ -1,10 +1,9 @@
 """A private nats-server per test (free ports, its own state directory) and helpers to log in to it as the
-server or as a device. Every test talks to the real binary through real paho clients."""
+server or as a device. Every test talks to the real binary through the tests' MQTT client."""
 
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,26 +12,19 @@ import pytest
 
 from fleet_server.nats import NatsBroker, NatsError, NatsLimits, bcrypt_hash, find_binary
 from fleet_server.nats.users import SERVER_USER
-from tests.fleet_server.broker.peers import Peer, unique_id
+from tests.mqtt_client import Peer, unique_id
 
 
 class NatsPeer(Peer):
-    """A Peer that can also vanish without DISCONNECT and publish a pipelined burst."""
+    """The tests' client with many messages in flight, for the delivery tests' pipelined bursts."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.client.max_inflight_messages_set(200)  # paho allows it only before connecting
 
-    def drop(self) -> None:
-        """Close the socket under paho, as a crashed device does: no DISCONNECT, so the Last Will fires."""
-        self.client.loop_stop()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
-
     def wait_messages(self, count: int, timeout: float = 60.0) -> None:
         """Wait until at least `count` messages have arrived."""
-        self._wait(lambda: len(self.messages) >= count, f"{count} messages", timeout)
+        self.wait_for(lambda messages: len(messages) >= count, timeout, f"{count} messages")
 
     def publish_burst(self, topic: str, payloads: list[bytes]) -> None:
         """Publish all at QoS 1 with many in flight, and return once every one is PUBACKed."""
@@ -90,12 +82,6 @@ def nats_binary() -> Path:
         return find_binary()
     except NatsError as exc:
         pytest.skip(str(exc))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 
 import pytest
 
 from edgefleet import protocol as p
 from fleet_server.nats import NatsLimits
 from tests.fleet_server.nats.conftest import NatsFleet
+from tests.waiting import wait_for
 
 BURST = 1000
 
@@ -34,9 +34,7 @@ def _restart_by_kill(nats_fleet: NatsFleet) -> None:
     broker, old = nats_fleet.broker, nats_fleet.broker.pid
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while not (broker.running and broker.pid != old) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: broker.running and broker.pid != old, 30, "the supervisor to start a new nats-server")
     assert broker.running and broker.pid != old and broker.restarts == 1
 
 

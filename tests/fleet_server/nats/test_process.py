@@ -7,8 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from fleet_server.nats import NatsBroker, NatsError
 from fleet_server.nats.config import NatsConfig, write_config
 from fleet_server.nats.users import bcrypt_hash, write_users_file
 from tests.fleet_server.nats.conftest import NatsFleet
+from tests.waiting import wait_for
 
 
 def test_start_fails_clearly_when_the_mqtt_port_is_taken(nats_binary: Path, tmp_path: Path) -> None:
@@ -30,14 +29,6 @@ def test_start_fails_clearly_when_the_mqtt_port_is_taken(nats_binary: Path, tmp_
     assert not broker.running and broker.pid is None
 
 
-def _wait_for(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_crash_is_restarted_on_the_same_port_then_the_restart_budget_runs_out(nats_binary: Path,
                                                                               tmp_path: Path) -> None:
     broker = NatsBroker(tmp_path / "nats", mqtt_port=0, server_password="s", binary=nats_binary,
@@ -46,12 +37,12 @@ def test_crash_is_restarted_on_the_same_port_then_the_restart_budget_runs_out(na
         port, first = broker.mqtt_port, broker.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        _wait_for(lambda: broker.running and broker.pid != first, "the restart")
+        wait_for(lambda: broker.running and broker.pid != first, 30, "the restart")
         assert (broker.mqtt_port, broker.restarts, broker.failure) == (port, 1, None)
         second = broker.pid
         assert second is not None
         os.kill(second, signal.SIGKILL)
-        _wait_for(lambda: broker.failure is not None, "the supervisor to give up")
+        wait_for(lambda: broker.failure is not None, 30, "the supervisor to give up")
         assert not broker.running and broker.restarts == 1
         assert "not restarting it again" in str(broker.failure)
     finally:
@@ -74,8 +65,8 @@ def test_leftover_broker_of_a_dead_server_is_replaced(nats_binary: Path, tmp_pat
     orphan = subprocess.Popen([str(nats_binary), "-c", str(cfg.config_path)], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: cfg.pid_path.exists() and cfg.pid_path.read_text().strip() == str(orphan.pid),
-                  "the orphan's pid file")
+        wait_for(lambda: cfg.pid_path.exists() and cfg.pid_path.read_text().strip() == str(orphan.pid),
+                 30, "the orphan's pid file")
         broker = NatsBroker(tmp_path / "nats", mqtt_port=0, server_password="s", binary=nats_binary).start()
         try:
             assert orphan.wait(timeout=30) == 0  # stopped with SIGTERM, not killed

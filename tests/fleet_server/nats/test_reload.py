@@ -13,7 +13,7 @@ import pytest
 
 from edgefleet import protocol as p
 from fleet_server.nats import NatsBroker, NatsError, bcrypt_hash
-from tests.fleet_server.broker.peers import unique_id
+from tests.mqtt_client import unique_id
 from tests.fleet_server.nats.conftest import NatsFleet
 
 # The brief for this broker: a removed device is cut off within 2 s of set_devices returning.

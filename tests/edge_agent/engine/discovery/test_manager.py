@@ -15,7 +15,7 @@ from edge_agent.engine.sources import FrameSource
 from edge_agent.engine.sources.synthetic import SyntheticSource
 from edgefleet.protocol import Event
 from tests.edge_agent.engine.discovery.udev_devices import DeviceListContext, synthetic_device
-from tests.services import wait_for as wait_until
+from tests.waiting import wait_for
 
 FAST = ReconnectPolicy(initial_delay_s=0.0, max_delay_s=0.0, jitter=0.0, device_poll_s=0.05)
 
@@ -79,7 +79,7 @@ def test_unplug_waits_and_replug_elsewhere_resumes(rig, context):
     events.push(synthetic_device(context, action="remove", devnode="/dev/video3", serial="CAM-A"))
     removed = reported.get(timeout=5.0)
     assert removed.name == "camera_removed" and removed.camera_id == "serial:CAM-A"
-    wait_until(lambda: manager.state == "waiting_for_device")
+    wait_for(lambda: manager.state == "waiting_for_device")
     assert any(s == "waiting_for_device" and "removed" in r for s, r in states)
 
     events.push(synthetic_device(context, action="add", devnode="/dev/video4", serial="SOMEONE-ELSE"))
@@ -87,7 +87,7 @@ def test_unplug_waits_and_replug_elsewhere_resumes(rig, context):
     returned = reported.get(timeout=5.0)
     assert returned.name == "camera_returned" and returned.data["devnode"] == "/dev/video7"
     assert [spec for spec, _ in factory.built] == ["/dev/video3", "/dev/video7"]  # the other camera was ignored
-    wait_until(lambda: manager.state == "streaming")
+    wait_for(lambda: manager.state == "streaming")
 
     frame = manager.get_latest(timeout=5.0, after_index=before)
     assert frame.index > before and frame.source_id == "serial:CAM-A"
@@ -99,7 +99,7 @@ def test_a_different_camera_plugged_in_while_waiting_is_ignored(rig, context):
     manager, events, factory, reported, _ = rig
     events.push(synthetic_device(context, action="remove", devnode="/dev/video3", serial="CAM-A"))
     reported.get(timeout=5.0)
-    wait_until(lambda: manager.state == "waiting_for_device")
+    wait_for(lambda: manager.state == "waiting_for_device")
     events.push(synthetic_device(context, action="add", devnode="/dev/video3", serial="CAM-B"))
     events.push(synthetic_device(context, action="remove", devnode="/dev/video9", serial="CAM-C"))
     time.sleep(0.2)  # give the watcher time to (wrongly) act on them
@@ -111,7 +111,7 @@ def test_kernel_style_remove_of_our_dev_node_pauses_the_capture(rig, context):
     manager.get_latest(timeout=5.0)
     events.push(synthetic_device(context, action="remove", devnode="/dev/video3", serial=None, capabilities=None))
     assert reported.get(timeout=5.0).name == "camera_removed"
-    wait_until(lambda: manager.state == "waiting_for_device")
+    wait_for(lambda: manager.state == "waiting_for_device")
 
 
 def test_camera_events_map_onto_the_protocol_event(rig, context):
@@ -142,7 +142,7 @@ def test_a_camera_absent_at_start_waits_and_starts_when_plugged_in(context):
     with CameraManager("serial:LATE", source_factory=factory, monitor=events, cameras=lambda: [],
                        reconnect=FAST, on_event=reported.put) as manager:  # fmt: skip
         assert manager.identity == "serial:LATE"
-        wait_until(lambda: manager.state == "waiting_for_device")
+        wait_for(lambda: manager.state == "waiting_for_device")
         assert "not connected" in (manager.capture.last_error or "")
         events.push(synthetic_device(context, action="add", devnode="/dev/video2", serial="LATE"))
         assert reported.get(timeout=5.0).name == "camera_returned"
