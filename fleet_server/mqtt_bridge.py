@@ -13,8 +13,8 @@ rate-limited per reason and topic; a handler exception is logged and counted in 
 the network thread. Empty payloads are cleared retained messages: ignored.
 
 Shared subscriptions: the server reads telemetry through `$share/fleet/...` so replicas split it. Mosquitto
-supports that; amqtt 0.12.1 does not (it grants the filter and then never delivers to it), so the embedded
-broker's topic plug-in refuses `$share/` filters. When the broker refuses the shared filter the bridge logs it
+supports that; NATS's MQTT side does not, and the embedded broker refuses the filter (the server's permissions
+do not cover `$share`: granted, it would be accepted and never deliver). When the broker refuses the shared filter the bridge logs it
 and subscribes to the plain filter instead (and keeps doing so on later reconnects); `shared_telemetry=False`
 skips the attempt. Every server replica of one fleet must use the same `share_group`; fleets (or test runs)
 that share one broker must use different ones, or they take each other's telemetry.

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 import pytest
 
 from edgefleet import protocol as p
-from fleet_server.broker.thread import BrokerThread
 from fleet_server.mqtt_bridge import MqttBridge
-from tests.fleet_server.broker.credentials import StaticCredentials
+from tests.fleet_server.nats_logins import SERVER_USER, NatsLogins, start_nats
 from tests.mqtt_client import TIMEOUT, Peer, unique_id
 from tests.waiting import wait_for
 
@@ -64,7 +63,7 @@ class Env:
 
     kind: str
     port: int
-    creds: StaticCredentials | None = None
+    creds: NatsLogins | None = None
     server_password: str | None = None
     devices: dict[str, str] = field(default_factory=dict)
     peers: list[Peer] = field(default_factory=list)
@@ -74,7 +73,7 @@ class Env:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def server_login(self) -> dict[str, str]:
-        return {"username": "server", "password": self.server_password} if self.creds else {}
+        return {"username": SERVER_USER, "password": self.server_password} if self.creds else {}
 
     def bridge(self, handler: Recorder, **kwargs: object) -> MqttBridge:
         """A bridge in a share group of its own: other servers on the shared Mosquitto must not take its telemetry."""
@@ -101,11 +100,12 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, NatsLogins, str]]:
+    """The embedded broker (a private nats-server), shared by a module's tests: each adds its own devices."""
     password = secrets.token_urlsafe(12)
-    creds = StaticCredentials("server", password)
-    broker = BrokerThread(port=0, checker=creds).start()
-    yield broker, creds, password
+    logins = NatsLogins()
+    broker = start_nats(tmp_path_factory.mktemp("nats"), password, logins=logins)
+    yield broker, logins, password
     broker.stop()
 
 
@@ -113,7 +113,7 @@ def embedded_broker() -> Iterator[tuple[BrokerThread, StaticCredentials, str]]:
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     if request.param == "embedded":
         broker, creds, password = request.getfixturevalue("embedded_broker")
-        e = Env("embedded", broker.port, creds, password)
+        e = Env("embedded", broker.mqtt_port, creds, password)
     else:
         e = Env("mosquitto", request.getfixturevalue("mosquitto_port"))
     yield e

@@ -1,4 +1,4 @@
-"""The server's MQTT bridge against BOTH brokers: the embedded amqtt one (server logs in with its password)
+"""The server's MQTT bridge against BOTH brokers: the embedded nats-server (server logs in with its password)
 and the real Mosquitto (plain and anonymous): what it receives, what it sends, and the limits it keeps. Devices
 are real MQTT clients with ids of this run; what they leave retained on the machine's shared Mosquitto is
 cleared by the session sweep (tests/conftest.py)."""
@@ -13,6 +13,7 @@ from edgefleet import protocol as p
 from edgefleet.mqtt import BrokerUrl
 from fleet_server.mqtt_bridge import BridgeError, MqttBridge
 from tests.fleet_server.bridge_env import Env, Recorder, bridge, embedded_broker, env, event, recorder  # noqa: F401
+from tests.fleet_server.nats_logins import SERVER_USER
 from tests.mqtt_client import TIMEOUT, Peer, unique_id
 from tests.waiting import wait_for
 
@@ -188,9 +189,10 @@ def test_a_retained_message_on_a_topic_devices_may_not_retain_is_cleared_and_cou
         recorder.wait_for("status", dev)
         wait_for(lambda: late.refused["retained"] >= 1, what="the retained telemetry refused")
         assert not [c for c in recorder.of(dev) if c[0] == "telemetry"]
+
         def cleared() -> bool:  # a new subscriber is offered the retained status but no telemetry any more
             probe = Peer(env.port, f"probe-{secrets.token_hex(3)}",
-                         *(("server", env.server_password) if env.creds else (None, None)))
+                         *((SERVER_USER, env.server_password) if env.creds else (None, None)))
             try:
                 assert not probe.connect().is_failure
                 probe.subscribe(p.telemetry_topic(dev), p.status_topic(dev))  # retained come in this order

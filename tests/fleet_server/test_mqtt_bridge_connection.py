@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from edgefleet import protocol as p
-from fleet_server.broker.thread import BrokerThread
 from fleet_server.mqtt_bridge import MqttBridge, TlsFiles
 from tests import services
 from tests.fleet_server.bridge_env import Env, Recorder, embedded_broker, event, recorder  # noqa: F401
-from tests.fleet_server.broker.credentials import StaticCredentials
+from tests.fleet_server.nats_logins import SERVER_USER, NatsLogins, start_nats
 from tests.mqtt_client import TIMEOUT, Peer, tls_context, unique_id
 from tests.waiting import wait_for
 
@@ -22,7 +21,7 @@ from tests.waiting import wait_for
 # --------------------------------------------------------------------------------------------- connection
 def test_a_refused_login_never_counts_as_connected(embedded_broker: tuple, recorder: Recorder) -> None:
     broker, _, _ = embedded_broker
-    b = MqttBridge(broker.url, recorder, username="server", password="wrong", client_id="edgefleet-server-x")
+    b = MqttBridge(broker.url, recorder, username=SERVER_USER, password="wrong", client_id="edgefleet-server-x")
     b.start()
     try:
         wait_for(lambda: b.last_error is not None, what="the broker's refusal")
@@ -32,19 +31,21 @@ def test_a_refused_login_never_counts_as_connected(embedded_broker: tuple, recor
         b.stop()
 
 
-def test_bridge_started_before_the_broker_connects_when_it_comes_up(recorder: Recorder) -> None:
+def test_bridge_started_before_the_broker_connects_when_it_comes_up(recorder: Recorder, tmp_path: Path) -> None:
     port, password = services.free_port(), "pw"
-    creds = StaticCredentials("server", password)
-    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password=password)
+    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username=SERVER_USER, password=password)
     b.start()
+    broker = None
     try:
         wait_for(lambda: b.last_error is not None, what="a failed first connect")
         assert "cannot reach" in b.last_error and not b.connected
-        with BrokerThread(port=port, checker=creds):
-            assert b.wait_connected(TIMEOUT * 2)
-            assert b.last_error is None
+        broker = start_nats(tmp_path / "nats", password, port)
+        assert b.wait_connected(TIMEOUT * 2)
+        assert b.last_error is None
     finally:
         b.stop()
+        if broker is not None:
+            broker.stop()
 
 
 def _survives_restart(env: Env, recorder: Recorder, restart: Callable[[MqttBridge], None]) -> None:
@@ -61,15 +62,16 @@ def _survives_restart(env: Env, recorder: Recorder, restart: Callable[[MqttBridg
         b.stop()
 
 
-def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(recorder: Recorder) -> None:
-    creds = StaticCredentials("server", "pw")
-    brokers = [BrokerThread(port=0, checker=creds).start()]
-    env = Env("embedded", brokers[0].port, creds, "pw")
+def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(recorder: Recorder,
+                                                                              tmp_path: Path) -> None:
+    logins = NatsLogins()
+    brokers = [start_nats(tmp_path / "nats", "pw", logins=logins)]
+    env = Env("embedded", brokers[0].mqtt_port, logins, "pw")
 
     def restart(bridge: MqttBridge) -> None:
         brokers[-1].stop()
         wait_for(lambda: not bridge.connected, what="the bridge to notice the broker is gone")
-        brokers.append(BrokerThread(port=env.port, checker=creds).start())
+        brokers.append(start_nats(tmp_path / "nats", "pw", env.port, logins))
 
     try:
         _survives_restart(env, recorder, restart)
@@ -78,14 +80,14 @@ def test_bridge_reconnects_and_resubscribes_after_the_embedded_broker_restarts(r
         brokers[-1].stop()
 
 
-def test_on_connected_is_called_once_per_connection_after_the_subscriptions(recorder: Recorder) -> None:
+def test_on_connected_is_called_once_per_connection_after_the_subscriptions(recorder: Recorder,
+                                                                           tmp_path: Path) -> None:
     """The app republishes desired twins from this callback, so it must come after every reconnect, and only
     once the bridge is subscribed (a reply to what it publishes there must not be missed)."""
-    creds = StaticCredentials("server", "pw")
-    broker = BrokerThread(port=0, checker=creds).start()
-    port = broker.port
+    broker = start_nats(tmp_path / "nats", "pw")
+    port = broker.mqtt_port
     seen: list[tuple[bool, bool]] = []
-    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username="server", password="pw", shared_telemetry=False,
+    b = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, username=SERVER_USER, password="pw", shared_telemetry=False,
                    on_connected=lambda: seen.append((b.connected, b.wait_connected(0))))
     b.start()
     try:
@@ -93,7 +95,7 @@ def test_on_connected_is_called_once_per_connection_after_the_subscriptions(reco
         broker.stop()
         wait_for(lambda: not b.connected, what="the bridge to notice the broker is gone")
         assert len(seen) == 1
-        broker = BrokerThread(port=port, checker=creds).start()
+        broker = start_nats(tmp_path / "nats", "pw", port)
         wait_for(lambda: len(seen) == 2, timeout=TIMEOUT * 3, what="on_connected after the reconnect")
         assert seen == [(True, True), (True, True)]
     finally:

@@ -236,8 +236,8 @@ def test_an_enrolled_device_logs_in_at_its_first_attempt_once_enrollment_answers
     for _ in range(3):
         creds = embedded.enroll()
         dev = SimDevice(creds["device_id"], creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"])
-        dev.try_connect()
-        assert dev.connected.is_set(), f"CONNACK {dev.connack} right after enrollment"
+        reason = dev.peer.connect()
+        assert not reason.is_failure, f"CONNACK {reason} right after enrollment"
         dev.stop()
 
 
@@ -251,15 +251,15 @@ def test_a_burst_of_telemetry_then_an_immediate_disconnect_loses_nothing_once_ac
     creds = fleet.enroll("burst")
     device_id = creds["device_id"]
     dev = SimDevice(device_id, creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"])
-    dev.client.max_inflight_messages_set(100)
+    client = dev.peer.client
+    client.max_inflight_messages_set(100)
     dev.start()
-    wait_for(dev.connected.is_set, what="connected")
-    infos = [dev.client.publish(p.telemetry_topic(device_id), p.Telemetry(device_id=device_id, frames_inferred=i)
-                                .encode(), qos=1) for i in range(1000)]
+    infos = [client.publish(p.telemetry_topic(device_id), p.Telemetry(device_id=device_id, frames_inferred=i)
+                            .encode(), qos=1) for i in range(1000)]
     for info in infos:
         info.wait_for_publish(60)
-    dev.client.disconnect()  # at once: nothing waits for the server to have read them
-    dev.client.loop_stop()
+    client.disconnect()  # at once: nothing waits for the server to have read them
+    client.loop_stop()
 
     def stored() -> set[int]:  # distinct snapshots: a QoS 1 redelivery may store one twice, harmlessly
         with fleet.server.fleet.db.session() as session:

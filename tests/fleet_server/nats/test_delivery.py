@@ -1,4 +1,4 @@
-"""What the amqtt broker got wrong, checked on nats-server: nothing PUBACKed is lost, retained messages
+"""What a broker must get right for the fleet, checked on nats-server: nothing PUBACKed is lost, retained messages
 outlive the process, a second connection with the same client id replaces the first, the Last Will is
 sent and retained, and a socket that never sends CONNECT is closed."""
 
