@@ -52,6 +52,11 @@ def _role(role: str):  # noqa: ANN202 - returns a dependency
     return check
 
 
+def reveals_secrets(key: ApiKey) -> bool:
+    """Operators and admins set camera URLs and see them whole; viewers see their passwords masked."""
+    return apikeys.RANK[key.role] >= apikeys.RANK["operator"]
+
+
 ViewerKey = Annotated[ApiKey, Depends(_role("viewer"))]
 OperatorKey = Annotated[ApiKey, Depends(_role("operator"))]
 AdminKey = Annotated[ApiKey, Depends(_role("admin"))]
