@@ -75,9 +75,11 @@ def _address_key(host: str | None) -> str:
         ip = ipaddress.ip_address(host or "")
     except ValueError:
         return host or "unknown"
-    if ip.version == 6 and ip.ipv4_mapped is None:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
-    return str(ip.ipv4_mapped or ip)
+    return str(ip)
 
 
 class EnrollLimiter:
