@@ -17,8 +17,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from fleet_server.cli_output import (console, device_detail, devices_table, err_console, keys_table, print_json,
-                                     tokens_table)
+from fleet_server.cli_output import (
+    console,
+    device_detail,
+    devices_table,
+    err_console,
+    keys_table,
+    print_json,
+    tokens_table,
+)
 from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, read_secret_file, resolve_api_key
 from fleet_server.errors import FleetError
 

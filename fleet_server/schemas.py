@@ -8,11 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edgefleet.protocol import ModelRef
-from edgefleet.protocol.enrollment import json_depth_at_most
+from edgefleet.protocol.enrollment import PRINTABLE, json_depth_at_most
 
 Role = Literal["admin", "operator", "viewer"]
 TWIN_PATCH_MAX_DEPTH = 16  # the stored twin is serialised by pydantic, which gives up past ~255 levels (a 500)
+# Free-form JSON that is stored and shown again: bounded depth, and only text every answer can encode.
 _Shallow = Annotated[dict[str, Any], AfterValidator(json_depth_at_most(TWIN_PATCH_MAX_DEPTH))]
+_Tags = Annotated[dict[str, str], AfterValidator(json_depth_at_most(1))]
 
 
 class _In(BaseModel):
@@ -27,7 +29,7 @@ class TokenCreate(_In):
     ttl_s: int | None = Field(None, gt=0, le=366 * 86400,
                               description="seconds until the token expires; default: the server's token_default_ttl_s")
     uses: int = Field(1, ge=1, le=100_000, description="how many devices may enroll with it")
-    tags: dict[str, str] = Field(default_factory=dict, description="tags every device enrolled with it gets")
+    tags: _Tags = Field(default_factory=dict, description="tags every device enrolled with it gets")
 
 
 class TokenInfo(_Out):
@@ -75,7 +77,8 @@ class DeviceView(_Out):
 
 class ApiKeyCreate(_In):
     role: Role
-    name: str = Field(min_length=1, max_length=64, description="who or what uses the key (1-64 characters)")
+    name: str = Field(min_length=1, max_length=64, pattern=PRINTABLE,
+                      description="who or what uses the key (1-64 characters, no control characters)")
 
 
 class ApiKeyInfo(_Out):

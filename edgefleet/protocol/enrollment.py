@@ -7,6 +7,7 @@ otherwise make each `GET /devices` 50 MB too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -16,26 +17,47 @@ from edgefleet.protocol.messages import _Strict, json_size_at_most
 CSR_MAX_CHARS = 8192  # a PEM CSR for the largest key the fleet CA signs (RSA 8192) is about 3 KiB
 HARDWARE_MAX_BYTES = 16_384
 HARDWARE_MAX_DEPTH = 8  # the agent's facts nest two levels; pydantic refuses to serialise past ~255
+# Names end up in text columns and tables: no control characters (PostgreSQL cannot store NUL at all).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _walk(value: Any) -> Iterator[tuple[Any, int]]:
+    """Every value, key and item inside a JSON value with its depth, using an explicit stack, not recursion,
+    so a pathological value cannot exhaust Python's stack while being checked."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        yield item, depth
+        if isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
 
 
 def json_depth_at_most(limit: int):  # noqa: ANN201 - a validator factory
-    """A validator bounding how deeply a JSON value nests. It walks the value with an explicit stack, not
-    recursion, so a pathological value cannot exhaust Python's stack while being checked; run it before
-    anything that recurses (a size check that encodes the value, a serialiser)."""
+    """A validator bounding how deeply a JSON value nests; run it before anything that recurses (a size
+    check that encodes the value, a serialiser). It also refuses text that is not valid Unicode: JSON may
+    spell a lone surrogate (`"\\ud800"`), which Python parses, stores, and then cannot encode in any answer
+    that includes it, so one such value would break every listing."""
 
     def check(value: Any) -> Any:
-        stack: list[tuple[Any, int]] = [(value, 0)]
-        while stack:
-            item, depth = stack.pop()
+        for item, depth in _walk(value):
             if depth > limit:
                 raise ValueError(f"nested too deeply: more than {limit} levels")
-            if isinstance(item, dict):
-                stack.extend((child, depth + 1) for child in item.values())
-            elif isinstance(item, (list, tuple)):
-                stack.extend((child, depth + 1) for child in item)
+            if isinstance(item, str) and not _is_unicode(item):
+                raise ValueError("text must be valid Unicode (a lone surrogate escape was given)")
         return value
 
     return check
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Validators run in order: depth first, so the size check's encoder never meets a value nested too deeply.
@@ -47,7 +69,8 @@ class EnrollRequest(_Strict):
     token: str = Field(min_length=8, max_length=256)
     csr: str = Field(min_length=64, max_length=CSR_MAX_CHARS,
                      description="PEM certificate signing request; the key stays on the device")
-    name: str | None = Field(None, max_length=128, description="a human name for the device")
+    name: str | None = Field(None, max_length=128, pattern=PRINTABLE,
+                             description="a human name for the device (no control characters)")
     hardware: Hardware = Field(default_factory=dict,
                                description=f"facts: cpu, memory, accelerators, cameras (at most "
                                            f"{HARDWARE_MAX_BYTES} bytes as JSON, {HARDWARE_MAX_DEPTH} levels deep)")

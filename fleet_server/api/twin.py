@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey, reveals_secrets
+from fleet_server.api.deps import DeviceId, FleetDep, OperatorKey, SessionDep, ViewerKey, reveals_secrets
 from fleet_server.api.errors import responses
 from fleet_server.schemas import TwinPatch
 from fleet_server.services import apikeys, devices, twin
@@ -34,12 +34,13 @@ def _view(device: Any, published: bool | None = None, *, reveal: bool = True) ->
 
 
 @router.get("", response_model=TwinView)
-def get_twin(device_id: str, session: SessionDep, key: ViewerKey) -> TwinView:
+def get_twin(session: SessionDep, key: ViewerKey, device_id: DeviceId) -> TwinView:
     return _view(devices.get_device(session, device_id), reveal=reveals_secrets(key))
 
 
 @router.patch("", response_model=TwinView, responses=responses(400, 409, 422))
-def patch_twin(device_id: str, body: TwinPatch, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> TwinView:
+def patch_twin(body: TwinPatch, session: SessionDep, fleet: FleetDep, key: OperatorKey,
+               device_id: DeviceId) -> TwinView:
     """Merge a partial desired state, bump its revision, store it, then publish it retained to the device."""
     twin.patch_twin(session, device_id, body, actor=apikeys.actor_of(key))
     session.commit()

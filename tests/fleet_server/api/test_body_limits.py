@@ -107,7 +107,7 @@ def test_the_agents_own_hardware_facts_fit_the_bounds() -> None:
 def test_a_twin_patch_nested_too_deeply_is_422_not_a_server_error(api: Api) -> None:
     device_id = api.enroll(api.token()).json()["device_id"]
     deep = '{"a":' * 300 + "1" + "}" * 300
-    r = api.client.patch(f"/api/v1/devices/{device_id}/twin", content='{"properties": {"x": %s}}' % deep,
+    r = api.client.patch(f"/api/v1/devices/{device_id}/twin", content='{"properties": {"x": ' + deep + "}}",
                          headers={**api.headers(), "content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["loc"][:2] == ["body", "properties"]
