@@ -18,6 +18,8 @@ from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
 from fleet_server.api import apikeys, audit, devices, enroll, errors, health, tokens, twin
+from fleet_server.api.body_limit import BodyLimit
+from fleet_server.api.ratelimit import EnrollLimiter
 from fleet_server.ingest import Ingest
 from fleet_server.fleet import Fleet
 from fleet_server.settings import ServerSettings
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 NATS_DIR = "nats"  # the embedded broker's config, users, JetStream store (sessions, retained messages) and log
 EMBEDDED_CONNECT_WAIT_S = 15.0
+# Routes allowed a larger body than settings.max_body_bytes, by path prefix (a model upload will be one).
+LARGER_BODIES: dict[str, int] = {}
 
 
 def _start_broker(fleet: Fleet) -> None:
@@ -130,7 +134,28 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                   openapi_url="/openapi.json",
                   description="Enrollment, device inventory, twin, API keys and audit log of an edgefleet fleet.")
     errors.install(app)
+    _install_openapi(app)
+    app.state.enroll_limiter = EnrollLimiter(settings.enroll_refusal_burst, settings.enroll_refusals_per_minute / 60)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=LARGER_BODIES,
+                       on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
     for module in (enroll, tokens, devices, twin, apikeys, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app
+
+
+def _install_openapi(app: FastAPI) -> None:
+    framework_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = errors.drop_framework_validation_docs(framework_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _count_refusal(scope: dict, kind: str) -> None:
+    fleet = getattr(scope["app"].state, "fleet", None) if "app" in scope else None
+    if fleet is not None:  # None only while starting up
+        fleet.metrics.refused(kind)

@@ -1,7 +1,9 @@
 """`edgefleet server|token|devices|apikey ...` (mounted lazily by edgefleet/cli.py).
 
-Everything but `server run` talks to a running server over HTTP (`--server`, `--api-key`, defaulting to
-`$EDGEFLEET_SERVER` / `$EDGEFLEET_API_KEY` and, locally, the state dir's first admin key file).
+Everything but `server run` talks to a running server over HTTP (`--server`, `--api-key` or `--api-key-file`,
+defaulting to `$EDGEFLEET_SERVER` / `$EDGEFLEET_API_KEY` / `$EDGEFLEET_API_KEY_FILE` and, locally, the state
+dir's first admin key file). A key given on the command line is visible to every user of the machine in the
+process list; the file or the environment keeps it out of there.
 `token create --db URL` works straight on the database, for bootstrapping before any server runs.
 """
 
@@ -15,9 +17,16 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from fleet_server.cli_output import (console, device_detail, devices_table, err_console, keys_table, print_json,
-                                     tokens_table)
-from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
+from fleet_server.cli_output import (
+    console,
+    device_detail,
+    devices_table,
+    err_console,
+    keys_table,
+    print_json,
+    tokens_table,
+)
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, read_secret_file, resolve_api_key
 from fleet_server.errors import FleetError
 
 server_app = typer.Typer(help="Run the fleet server.", no_args_is_help=True, add_completion=False)
@@ -26,7 +35,13 @@ devices_app = typer.Typer(help="List, inspect and decommission devices.", no_arg
 apikey_app = typer.Typer(help="Create and list API keys.", no_args_is_help=True, add_completion=False)
 
 ServerOpt = Annotated[str, typer.Option("--server", envvar="EDGEFLEET_SERVER", help="server URL")]
-KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="EDGEFLEET_API_KEY", help="API key (efk_...)")]
+KeyOpt = Annotated[str | None, typer.Option(
+    "--api-key", envvar="EDGEFLEET_API_KEY",
+    help="API key (efk_...). On the command line it shows in the process list: prefer --api-key-file or the "
+         "environment variable")]
+KeyFileOpt = Annotated[Path | None, typer.Option(
+    "--api-key-file", envvar="EDGEFLEET_API_KEY_FILE",
+    help="read the API key from this file (mode 0600 recommended) instead of passing it on the command line")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="server state dir (finds the local admin key)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 
@@ -59,8 +74,33 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _client(server: str, api_key: str | None, state_dir: Path | None) -> FleetClient:
-    return FleetClient(server, resolve_api_key(api_key, state_dir))
+def on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether parameter `name` was given on the command line (not taken from the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _given_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | None) -> str | None:
+    """The key from --api-key or --api-key-file. One given on the command line beats one from the
+    environment; two at the same level are ambiguous, a usage error."""
+    if api_key and api_key_file:
+        key_cli, file_cli = on_command_line(ctx, "api_key"), on_command_line(ctx, "api_key_file")
+        if key_cli == file_cli:
+            raise typer.BadParameter("give the API key one way: --api-key or --api-key-file (or one of "
+                                     "$EDGEFLEET_API_KEY / $EDGEFLEET_API_KEY_FILE)", param_hint="--api-key-file")
+        if key_cli:
+            api_key_file = None
+    if api_key_file is None:
+        return api_key
+    try:
+        return read_secret_file(api_key_file)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-key-file") from None
+
+
+def _client(ctx: typer.Context, server: str, api_key: str | None, state_dir: Path | None,
+            api_key_file: Path | None = None) -> FleetClient:
+    return FleetClient(server, resolve_api_key(_given_key(ctx, api_key, api_key_file), state_dir))
 
 
 def _call(fn: Any, *args: Any) -> Any:
@@ -126,19 +166,20 @@ def server_run(
 
 @token_app.command("create")
 def token_create(
+    ctx: typer.Context,
     ttl: Annotated[str, typer.Option("--ttl", help="lifetime: 30m, 1h, 7d")] = "1h",
     uses: Annotated[int, typer.Option("--uses", min=1, help="how many devices may enroll with it")] = 1,
     tags: Annotated[list[str] | None, typer.Option("--tags", help="k=v (repeat, or comma-separate)")] = None,
     db: Annotated[str | None, typer.Option("--db", help="work on this database directly (no server needed)")] = None,
     json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
-    state_dir: StateOpt = None,
+    api_key_file: KeyFileOpt = None, state_dir: StateOpt = None,
 ) -> None:
     """Create an enrollment token; the token itself is printed once."""
     body = {"ttl_s": parse_duration(ttl), "uses": uses, "tags": parse_tags(tags)}
     if db:
         created = _token_create_direct(db, body)
     else:
-        created = _call(_client(server, api_key, state_dir).post, "/tokens", body)
+        created = _call(_client(ctx, server, api_key, state_dir, api_key_file).post, "/tokens", body)
     if json_out:
         print_json(created)
         return
@@ -165,10 +206,10 @@ def _token_create_direct(db_url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 @token_app.command("ls")
-def token_ls(json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
-             state_dir: StateOpt = None) -> None:
+def token_ls(ctx: typer.Context, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
+             api_key: KeyOpt = None, api_key_file: KeyFileOpt = None, state_dir: StateOpt = None) -> None:
     """List enrollment tokens (ids only; secrets are never stored)."""
-    tokens = _call(_client(server, api_key, state_dir).get, "/tokens")
+    tokens = _call(_client(ctx, server, api_key, state_dir, api_key_file).get, "/tokens")
     print_json(tokens) if json_out else console.print(tokens_table(tokens))
 
 
@@ -177,13 +218,14 @@ def token_ls(json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_
 
 @devices_app.command("ls")
 def devices_ls(
+    ctx: typer.Context,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="k=v filter (repeat to require several)")] = None,
     all_: Annotated[bool, typer.Option("--all", help="include decommissioned devices")] = False,
     json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
-    state_dir: StateOpt = None,
+    api_key_file: KeyFileOpt = None, state_dir: StateOpt = None,
 ) -> None:
     """List devices with their online state and whether their twin is in sync."""
-    client = _client(server, api_key, state_dir)
+    client = _client(ctx, server, api_key, state_dir, api_key_file)
     filters = [f"{k}={v}" for k, v in parse_tags(tag).items()]
     devices = _call(lambda: client.request("GET", "/devices",
                                            params={"tag": filters, "include_decommissioned": all_}))
@@ -191,18 +233,20 @@ def devices_ls(
 
 
 @devices_app.command("show")
-def devices_show(device_id: str, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
-                 api_key: KeyOpt = None, state_dir: StateOpt = None) -> None:
+def devices_show(ctx: typer.Context, device_id: str, json_out: JsonOpt = False,
+                 server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None, api_key_file: KeyFileOpt = None,
+                 state_dir: StateOpt = None) -> None:
     """One device: status, last seen, desired and reported twin, in sync."""
-    device = _call(_client(server, api_key, state_dir).get, f"/devices/{device_id}")
+    device = _call(_client(ctx, server, api_key, state_dir, api_key_file).get, f"/devices/{device_id}")
     print_json(device) if json_out else console.print(device_detail(device))
 
 
 @devices_app.command("decommission")
-def devices_decommission(device_id: str, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
-                         api_key: KeyOpt = None, state_dir: StateOpt = None) -> None:
+def devices_decommission(ctx: typer.Context, device_id: str, json_out: JsonOpt = False,
+                         server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
+                         api_key_file: KeyFileOpt = None, state_dir: StateOpt = None) -> None:
     """Revoke a device's credentials and certificate; it can no longer connect."""
-    device = _call(_client(server, api_key, state_dir).delete, f"/devices/{device_id}")
+    device = _call(_client(ctx, server, api_key, state_dir, api_key_file).delete, f"/devices/{device_id}")
     if json_out:
         print_json(device)
     else:
@@ -214,15 +258,17 @@ def devices_decommission(device_id: str, json_out: JsonOpt = False, server: Serv
 
 @apikey_app.command("create")
 def apikey_create(
+    ctx: typer.Context,
     role: Annotated[str, typer.Option("--role", help="admin | operator | viewer")],
     name: Annotated[str, typer.Option("--name", help="who or what uses it")] = "cli",
     json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
-    state_dir: StateOpt = None,
+    api_key_file: KeyFileOpt = None, state_dir: StateOpt = None,
 ) -> None:
     """Create an API key (needs an admin key); the key is printed once."""
     if role not in ("admin", "operator", "viewer"):
         raise typer.BadParameter("role must be admin, operator or viewer", param_hint="--role")
-    created = _call(_client(server, api_key, state_dir).post, "/apikeys", {"role": role, "name": name})
+    client = _client(ctx, server, api_key, state_dir, api_key_file)
+    created = _call(client.post, "/apikeys", {"role": role, "name": name})
     if json_out:
         print_json(created)
         return
@@ -231,8 +277,8 @@ def apikey_create(
 
 
 @apikey_app.command("ls")
-def apikey_ls(json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
-              state_dir: StateOpt = None) -> None:
+def apikey_ls(ctx: typer.Context, json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER,
+              api_key: KeyOpt = None, api_key_file: KeyFileOpt = None, state_dir: StateOpt = None) -> None:
     """List API keys (prefixes and roles; secrets are never stored)."""
-    keys = _call(_client(server, api_key, state_dir).get, "/apikeys")
+    keys = _call(_client(ctx, server, api_key, state_dir, api_key_file).get, "/apikeys")
     print_json(keys) if json_out else console.print(keys_table(keys))

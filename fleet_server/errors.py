@@ -42,6 +42,20 @@ class CsrInvalid(InvalidInput):
     """A CSR that does not parse, is not self-signed correctly, or uses an unsupported key."""
 
 
+class PayloadTooLarge(FleetError):
+    """A request body over the server's size limit; refused before the body is parsed or stored."""
+
+
+class RateLimited(FleetError):
+    """Too many refused attempts from one source; `retry_after_s` says when the next one may succeed and
+    `kind` which limit was reached (a label of the refusal counter)."""
+
+    def __init__(self, message: str, retry_after_s: int, kind: str = "rate_limited") -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.kind = kind
+
+
 class Unavailable(FleetError):
     """A dependency (the broker) is not reachable right now; the change was kept and will be sent later."""
 

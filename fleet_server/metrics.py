@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+REFUSAL_KINDS = ("enroll_address", "enroll_token", "body_too_large")
+
 
 class _LiveGauges(Collector):
     """Values read at scrape time (devices online from the DB, malformed count from the bridge)."""
@@ -33,6 +35,15 @@ class FleetMetrics:
         self.ignored = Counter("edgefleet_mqtt_ignored_messages",
                                "Messages from unknown or decommissioned devices, ignored", ["kind"],
                                registry=self.registry)
+        self.http_refused = Counter("edgefleet_http_refused_requests",
+                                    "HTTP requests refused before reaching their route, by kind: enroll_address "
+                                    "and enroll_token (rate limits, 429), body_too_large (413)", ["kind"],
+                                    registry=self.registry)
+        for kind in REFUSAL_KINDS:  # present at 0 from the start, so a rate() over them is defined
+            self.http_refused.labels(kind)
+
+    def refused(self, kind: str) -> None:
+        self.http_refused.labels(kind).inc()
 
     def watch(self, devices_online: Callable[[], int], malformed: Callable[[], int],
               broker_connected: Callable[[], bool]) -> None:

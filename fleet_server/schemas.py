@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from edgefleet.protocol import ModelRef
+from edgefleet.protocol.enrollment import PRINTABLE, json_depth_at_most
 
 Role = Literal["admin", "operator", "viewer"]
+TWIN_PATCH_MAX_DEPTH = 16  # the stored twin is serialised by pydantic, which gives up past ~255 levels (a 500)
+# Free-form JSON that is stored and shown again: bounded depth, and only text every answer can encode.
+_Shallow = Annotated[dict[str, Any], AfterValidator(json_depth_at_most(TWIN_PATCH_MAX_DEPTH))]
+_Tags = Annotated[dict[str, str], AfterValidator(json_depth_at_most(1))]
 
 
 class _In(BaseModel):
@@ -24,7 +29,7 @@ class TokenCreate(_In):
     ttl_s: int | None = Field(None, gt=0, le=366 * 86400,
                               description="seconds until the token expires; default: the server's token_default_ttl_s")
     uses: int = Field(1, ge=1, le=100_000, description="how many devices may enroll with it")
-    tags: dict[str, str] = Field(default_factory=dict, description="tags every device enrolled with it gets")
+    tags: _Tags = Field(default_factory=dict, description="tags every device enrolled with it gets")
 
 
 class TokenInfo(_Out):
@@ -46,9 +51,9 @@ class TwinPatch(_In):
     field by field; `properties` merges key by key and a `null` value deletes that key."""
 
     model: ModelRef | None = None
-    pipeline: dict[str, Any] | None = None
+    pipeline: _Shallow | None = None
     camera: str | None = None
-    properties: dict[str, Any] | None = None
+    properties: _Shallow | None = None
 
 
 class DeviceView(_Out):
@@ -72,7 +77,8 @@ class DeviceView(_Out):
 
 class ApiKeyCreate(_In):
     role: Role
-    name: str = Field(min_length=1, max_length=64, description="who or what uses the key (1-64 characters)")
+    name: str = Field(min_length=1, max_length=64, pattern=PRINTABLE,
+                      description="who or what uses the key (1-64 characters, no control characters)")
 
 
 class ApiKeyInfo(_Out):
@@ -95,6 +101,23 @@ class AuditView(_Out):
     action: str
     target: str | None
     details: dict[str, Any]
+
+
+class ErrorItem(BaseModel):
+    """One problem in a request that did not validate. The offending input is not echoed back: it may be
+    large, or a secret sent in the wrong field."""
+
+    loc: list[str | int] = Field(description="where: body, query, path or header, then field names / indexes")
+    msg: str
+    type: str = Field(description="pydantic's error type, e.g. missing, string_too_long, int_parsing")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (4xx and 5xx), whatever raised it: one shape for clients to read."""
+
+    detail: str = Field(min_length=1, description="what went wrong, in words fit to show the caller")
+    error: str = Field(description="the kind of error: TokenInvalid, NotFound, RateLimited, RequestValidationError...")
+    errors: list[ErrorItem] | None = Field(None, description="for request validation errors: each problem found")
 
 
 class Health(BaseModel):

@@ -63,6 +63,17 @@ class ServerSettings(BaseSettings):
         description="the fleet's Ed25519 model-signing key; default edgefleet.paths.signing_key_path(STATE_DIR/..)",
     )
 
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body the HTTP API accepts (bytes); larger ones get 413"
+    )
+    enroll_refusal_burst: int = Field(
+        20, ge=1, description="refused enrollment attempts one client address (or one token id) may make in a "
+                              "burst before it gets 429; successful enrollments do not count"
+    )
+    enroll_refusals_per_minute: float = Field(
+        10.0, gt=0, description="how fast that allowance comes back, in attempts per minute"
+    )
+
     def __init__(self, **values: Any) -> None:
         if "state_dir" in values:  # the field's alias is its env var; let callers use the field name
             values[_STATE_DIR_ENV] = values.pop("state_dir")

@@ -9,7 +9,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from edgefleet.protocol import ProtocolError, validate_device_id
 from fleet_server.db import ApiKey
+from fleet_server.errors import NotFound
 from fleet_server.fleet import Fleet
 from fleet_server.services import apikeys
 
@@ -50,6 +52,23 @@ def _role(role: str):  # noqa: ANN202 - returns a dependency
 
     check.__name__ = f"require_{role}"
     return check
+
+
+def device_id_in_path(device_id: str) -> str:
+    """A path's device id, checked before any query: one that cannot be an id is not found. Unchecked, a NUL
+    character in it reached PostgreSQL, which cannot compare text holding one (a 500)."""
+    try:
+        return validate_device_id(device_id)
+    except ProtocolError:
+        raise NotFound(f"no device {device_id!r}") from None
+
+
+DeviceId = Annotated[str, Depends(device_id_in_path)]
+
+
+def reveals_secrets(key: ApiKey) -> bool:
+    """Operators and admins set camera URLs and see them whole; viewers see their passwords masked."""
+    return apikeys.RANK[key.role] >= apikeys.RANK["operator"]
 
 
 ViewerKey = Annotated[ApiKey, Depends(_role("viewer"))]

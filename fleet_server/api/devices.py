@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
-from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
+from fleet_server.api.deps import DeviceId, FleetDep, OperatorKey, SessionDep, ViewerKey, reveals_secrets
+from fleet_server.api.errors import responses
 from fleet_server.errors import InvalidInput
 from fleet_server.schemas import DeviceView
 from fleet_server.services import apikeys, devices
-from fleet_server.services.views import device_view
+from fleet_server.services.views import device_view, shown
 
-router = APIRouter(prefix="/devices", tags=["devices"])
+router = APIRouter(prefix="/devices", tags=["devices"], responses=responses(401, 403, 413))
+TagFilter = Annotated[str, Field(pattern=r"^[^=]+=", description="key=value")]  # in the schema, so clients know
+TagQuery = Annotated[list[TagFilter], Query(description="key=value; repeat to require several")]
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -25,29 +29,29 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
     return tags
 
 
-@router.get("", response_model=list[DeviceView])
-def list_devices(session: SessionDep, _key: ViewerKey,
-                 tag: Annotated[list[str], Query(description="key=value; repeat to require several")] = [],  # noqa: B006
+@router.get("", response_model=list[DeviceView], responses=responses(422))
+def list_devices(session: SessionDep, key: ViewerKey,
+                 tag: TagQuery = [],  # noqa: B006 - FastAPI copies defaults
                  include_decommissioned: bool = False) -> list[DeviceView]:
     found = devices.list_devices(session, tags=parse_tags(tag), include_decommissioned=include_decommissioned)
-    return [device_view(d) for d in found]
+    return [device_view(d, reveal=reveals_secrets(key)) for d in found]
 
 
-@router.get("/{device_id}", response_model=DeviceView)
-def get_device(device_id: str, session: SessionDep, _key: ViewerKey) -> DeviceView:
-    return device_view(devices.get_device(session, device_id))
+@router.get("/{device_id}", response_model=DeviceView, responses=responses(404))
+def get_device(session: SessionDep, key: ViewerKey, device_id: DeviceId) -> DeviceView:
+    return device_view(devices.get_device(session, device_id), reveal=reveals_secrets(key))
 
 
-@router.get("/{device_id}/telemetry", response_model=list[dict[str, Any]])
-def device_telemetry(device_id: str, session: SessionDep, _key: ViewerKey,
+@router.get("/{device_id}/telemetry", response_model=list[dict[str, Any]], responses=responses(404, 422))
+def device_telemetry(session: SessionDep, key: ViewerKey, device_id: DeviceId,
                      limit: Annotated[int, Query(ge=1, le=10_000, description="newest first")] = 100
                      ) -> list[dict[str, Any]]:
     """The device's latest telemetry snapshots (DESIGN.md 5), newest first."""
-    return devices.recent_telemetry(session, device_id, limit=limit)
+    return shown(devices.recent_telemetry(session, device_id, limit=limit), reveals_secrets(key))
 
 
-@router.delete("/{device_id}", response_model=DeviceView)
-def decommission(device_id: str, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> DeviceView:
+@router.delete("/{device_id}", response_model=DeviceView, responses=responses(404, 409))
+def decommission(session: SessionDep, fleet: FleetDep, key: OperatorKey, device_id: DeviceId) -> DeviceView:
     """Revoke the device's MQTT credentials and certificate (CRL), clear its retained desired twin, and keep
     its row marked decommissioned."""
     device = devices.decommission(session, device_id, actor=apikeys.actor_of(key))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import ValidationError
 
 from edgefleet.protocol import EnrollRequest, EnrollResponse
 from fleet_server.api.deps import FleetDep, SessionDep
-from fleet_server.errors import InvalidInput, TokenInvalid
+from fleet_server.api.errors import responses
+from fleet_server.api.ratelimit import EnrollLimiter, Source
+from fleet_server.errors import FleetError, InvalidInput, RateLimited, TokenInvalid
 from fleet_server.services import enrollment
 
 router = APIRouter(tags=["enrollment"])
@@ -32,13 +34,25 @@ def parse_enroll_request(data: Any) -> EnrollRequest:
     "/enroll", response_model=EnrollResponse,
     openapi_extra={"requestBody": {"required": True,
                                    "content": {"application/json": {"schema": EnrollRequest.model_json_schema()}}}},
-    responses={401: {"description": "malformed, unknown or forged token"},
-               403: {"description": "expired or used-up token"}, 422: {"description": "bad CSR or body"}},
+    responses=responses(400, 401, 403, 413, 422, 429),
 )
-def enroll(payload: Annotated[Any, Body()], session: SessionDep, fleet: FleetDep) -> EnrollResponse:
+def enroll(request: Request, payload: Annotated[Any, Body()], session: SessionDep, fleet: FleetDep) -> EnrollResponse:
     """Enroll a device: checks the token, signs the CSR (CN = new device id), returns certificate, CA,
-    signing key, broker URL and MQTT credentials. On any refusal nothing is created and no use is taken."""
-    response = enrollment.enroll(session, parse_enroll_request(payload), fleet.enroll_context())
+    signing key, broker URL and MQTT credentials. On any refusal nothing is created and no use is taken.
+    Refusals are counted per client address and token id; past a burst of them, 429 until the count drains."""
+    limiter: EnrollLimiter = request.app.state.enroll_limiter
+    source = Source.of(request.client.host if request.client else None,
+                       payload.get("token") if isinstance(payload, dict) else None)
+    try:
+        limiter.check(source)
+    except RateLimited as exc:
+        fleet.metrics.refused(exc.kind)
+        raise
+    try:
+        response = enrollment.enroll(session, parse_enroll_request(payload), fleet.enroll_context())
+    except FleetError:
+        limiter.refused(source)
+        raise
     session.commit()
     fleet.after_enroll(response.device_id)  # its broker login is live when this answer leaves
     return response

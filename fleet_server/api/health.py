@@ -10,13 +10,15 @@ from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from fleet_server.api.deps import FleetDep
+from fleet_server.api.errors import responses
 from fleet_server.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=responses(413))
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "index.html"
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "the database is not reachable"}})
 def healthz(fleet: FleetDep, response: Response) -> Health:
     try:
         with fleet.db.engine.connect() as conn:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
+from fleet_server.api.errors import responses
 from fleet_server.schemas import TokenCreate, TokenCreated, TokenInfo
 from fleet_server.services import apikeys, tokens
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(prefix="/tokens", tags=["tokens"], responses=responses(401, 403, 413))
 
 
-@router.post("", response_model=TokenCreated, status_code=201)
+@router.post("", response_model=TokenCreated, status_code=201, responses=responses(400, 422))
 def create_token(body: TokenCreate, session: SessionDep, fleet: FleetDep, key: OperatorKey) -> TokenCreated:
     """A new enrollment token; its secret is in this reply only."""
     ttl_s = body.ttl_s or fleet.settings.token_default_ttl_s

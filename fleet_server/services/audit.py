@@ -1,4 +1,5 @@
-"""Every change is written here in the same transaction as the change itself, so neither exists without the other."""
+"""Every change is written here in the same transaction as the change itself, so neither exists without the other.
+Details are stored with URL credentials masked (services.redaction): the log is for reading, by anyone who may."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fleet_server.db.models import AuditEntry
+from fleet_server.services.redaction import redact
 
 
 def record(session: Session, *, actor: str, action: str, target: str | None = None,
            details: dict[str, Any] | None = None) -> AuditEntry:
     entry = AuditEntry(ts=datetime.now(timezone.utc), actor=actor, action=action, target=target,
-                       details=details or {})
+                       details=redact(details or {}))
     session.add(entry)
     return entry
 
