@@ -82,7 +82,7 @@ class Fleet:
         ca.write_crl(revoked)
         fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing,
                     server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
-        fleet.metrics.watch(fleet._devices_online, fleet._malformed, fleet.broker_connected)
+        fleet.metrics.watch(fleet._devices_online, fleet._mqtt_refused, fleet.broker_connected)
         return fleet
 
     # -------------------------------------------------------------------------------- broker identity
@@ -166,5 +166,5 @@ class Fleet:
         with self.db.session() as session:
             return devices.count_online(session)
 
-    def _malformed(self) -> int:
-        return int(getattr(self.bridge, "malformed_count", 0) or 0)
+    def _mqtt_refused(self) -> dict[str, int]:
+        return dict(self.bridge.refused) if self.bridge is not None else {}

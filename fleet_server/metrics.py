@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 REFUSAL_KINDS = ("enroll_address", "enroll_token", "body_too_large")
+MQTT_REFUSAL_REASONS = ("malformed", "rate_limited", "retained")
 
 
 class _LiveGauges(Collector):
-    """Values read at scrape time (devices online from the DB, malformed count from the bridge)."""
+    """Values read at scrape time (devices online from the DB, refusals from the bridge's counters)."""
 
-    def __init__(self, devices_online: Callable[[], int], malformed: Callable[[], int],
+    def __init__(self, devices_online: Callable[[], int], mqtt_refused: Callable[[], Mapping[str, int]],
                  broker_connected: Callable[[], bool]) -> None:
-        self._online, self._malformed, self._connected = devices_online, malformed, broker_connected
+        self._online, self._refused, self._connected = devices_online, mqtt_refused, broker_connected
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("edgefleet_devices_online", "Enrolled devices whose status is online",
                                 value=self._online())
+        refused = self._refused()
         yield GaugeMetricFamily("edgefleet_mqtt_malformed_messages", "Malformed MQTT messages dropped by the bridge",
-                                value=self._malformed())
+                                value=refused.get("malformed", 0))
+        by_reason = CounterMetricFamily("edgefleet_mqtt_refused_messages",
+                                        "MQTT messages from devices the bridge refused, by reason: malformed, "
+                                        "rate_limited (over the per-device rate), retained (retained where the "
+                                        "protocol has none)", labels=["reason"])
+        for reason in sorted(set(MQTT_REFUSAL_REASONS) | set(refused)):
+            by_reason.add_metric([reason], refused.get(reason, 0))
+        yield by_reason
         yield GaugeMetricFamily("edgefleet_broker_connected", "1 when the server's MQTT bridge is connected",
                                 value=1.0 if self._connected() else 0.0)
 
@@ -45,9 +54,9 @@ class FleetMetrics:
     def refused(self, kind: str) -> None:
         self.http_refused.labels(kind).inc()
 
-    def watch(self, devices_online: Callable[[], int], malformed: Callable[[], int],
+    def watch(self, devices_online: Callable[[], int], mqtt_refused: Callable[[], Mapping[str, int]],
               broker_connected: Callable[[], bool]) -> None:
-        self.registry.register(_LiveGauges(devices_online, malformed, broker_connected))
+        self.registry.register(_LiveGauges(devices_online, mqtt_refused, broker_connected))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

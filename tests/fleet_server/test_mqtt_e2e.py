@@ -147,6 +147,9 @@ def test_telemetry_is_stored_and_garbage_is_counted_not_fatal(fleet: Fleet) -> N
         metrics = httpx.get(f"{fleet.server.url}/metrics").text
         line = next(m for m in metrics.splitlines() if m.startswith("edgefleet_mqtt_malformed_messages "))
         assert float(line.split()[1]) >= 1
+        refused = next(m for m in metrics.splitlines()
+                       if m.startswith('edgefleet_mqtt_refused_messages_total{reason="malformed"}'))
+        assert float(refused.split()[1]) >= 1
         assert fleet.api("GET", f"/devices/{device_id}").status_code == 200  # the server is still fine
         latest = fleet.api("GET", f"/devices/{device_id}/telemetry", params={"limit": 1})
         assert latest.status_code == 200 and latest.json()[0]["fps"] == 12.5
