@@ -7,6 +7,7 @@ learn its port -> start the bridge, whose `on_connected` republishes desired twi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -48,6 +49,15 @@ def _start_broker(fleet: Fleet) -> None:
     else:
         fleet.broker_url = settings.broker
     fleet.public_broker_url = settings.public_broker_url or fleet.broker_url
+
+
+async def _sweep_retained(fleet: Fleet) -> None:
+    """Every `retained_sweep_s`, have the bridge renew its subscriptions so the broker re-offers retained messages
+    and the ones devices may not keep are cleared (fleet_server.mqtt_limits); bounds what a device can leave."""
+    while True:
+        await asyncio.sleep(fleet.settings.retained_sweep_s)
+        if fleet.bridge is not None:
+            await anyio.to_thread.run_sync(fleet.bridge.sweep_retained)
 
 
 class _Republisher:
@@ -108,6 +118,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet: Fleet | None = None
         republisher: _Republisher | None = None
+        sweeper: asyncio.Task | None = None
         try:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
@@ -118,6 +129,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 await anyio.to_thread.run_sync(fleet.bridge.start)
                 if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
+                sweeper = asyncio.create_task(_sweep_retained(fleet))
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
         except BaseException as exc:
@@ -128,6 +140,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             await _shutdown(fleet, republisher)
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",

@@ -157,7 +157,8 @@ class Fleet:
             if not self.broker_connected():
                 return
             try:
-                self.bridge.clear_device(device_id)
+                self.bridge.clear_device(device_id)  # status and twins, the topics a device may retain
+                self.bridge.sweep_retained()  # anything else it left retained is re-offered and cleared
             except Exception:  # noqa: BLE001 - nothing a caller can do; the device cannot log in any more
                 log.warning("clearing retained messages of %s failed", device_id, exc_info=True)
 

@@ -176,6 +176,15 @@ class MqttBridge:
         """Retained, QoS 1: a device that connects later still gets its latest desired state."""
         return self._publish(p.twin_desired_topic(device_id), desired.encode(), qos=1, retain=True, timeout=timeout)
 
+    def sweep_retained(self) -> bool:
+        """Subscribe again to what the bridge reads: the broker re-sends every retained message matching a renewed
+        subscription (MQTT 3.1.1, 3.8.4), and those on topics devices may not retain are cleared as they come.
+        Live publishes reach an established subscription without their retain flag, so only this finds them."""
+        if not self._connected:
+            return False
+        self._subscribe(self._client, self.subscriptions())
+        return True
+
     def clear_device(self, device_id: str, *, timeout: float | None = None) -> None:
         """Remove a decommissioned device's retained desired twin, status and reported twin from the broker."""
         for topic in (p.twin_desired_topic(device_id), p.status_topic(device_id), p.twin_reported_topic(device_id)):

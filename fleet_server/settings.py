@@ -56,6 +56,10 @@ class ServerSettings(BaseSettings):
                     "servers share the broker (they would take part of this fleet's telemetry). The embedded broker "
                     "has no shared subscriptions and ignores this",
     )
+    retained_sweep_s: float = Field(
+        300.0, gt=0, description="how often the server has the broker re-offer retained messages, to clear those "
+                                 "devices may not keep (a device can publish retained telemetry; only status and "
+                                 "twin/reported are kept)")
     token_default_ttl_s: int = Field(3600, gt=0, description="lifetime of an enrollment token when none is given")
     device_cert_days: int = Field(365, gt=0, le=3650, description="validity of device certificates")
     signing_key_file: Path | None = Field(

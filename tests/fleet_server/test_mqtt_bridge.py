@@ -224,3 +224,27 @@ def test_a_device_over_its_message_rate_is_cut_off_while_others_still_get_throug
         assert len([c for c in recorder.of(noisy) if c[0] == "event"]) <= 7
     finally:
         bridge.stop()
+
+
+def test_a_sweep_finds_retained_messages_published_while_the_bridge_was_connected(
+        env: Env, bridge: MqttBridge, recorder: Recorder) -> None:
+    dev = env.device()
+    device = env.connect(dev)
+    device.publish(p.events_topic(dev), event(9).encode(), retain=True)  # arrives live, without its retain flag
+    recorder.wait_for("event", dev)
+    before = bridge.refused["retained"]
+    assert bridge.sweep_retained()
+    wait_for(lambda: bridge.refused["retained"] > before, what="the retained event found by the sweep")
+
+    def cleared() -> bool:  # a new subscriber is offered nothing retained on the topic any more
+        probe = Peer(env.port, f"probe-{secrets.token_hex(3)}",
+                     *((SERVER_USER, env.server_password) if env.creds else (None, None)))
+        try:
+            assert not probe.connect().is_failure
+            probe.subscribe(p.events_topic(dev))
+            probe.sync(p.events_topic(dev))
+            return not [m for m in probe.on(p.events_topic(dev)) if m.payload.startswith(b"{")]
+        finally:
+            probe.close()
+
+    wait_for(cleared, what="the retained event cleared on the broker")
