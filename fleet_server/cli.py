@@ -26,7 +26,8 @@ from fleet_server.cli_output import (
     print_json,
     tokens_table,
 )
-from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, read_secret_file, resolve_api_key
+from edgefleet.secret_options import chosen_secret
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
 from fleet_server.errors import FleetError
 
 server_app = typer.Typer(help="Run the fleet server.", no_args_is_help=True, add_completion=False)
@@ -74,28 +75,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def on_command_line(ctx: typer.Context, name: str) -> bool:
-    """Whether parameter `name` was given on the command line (not taken from the environment)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
 def _given_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | None) -> str | None:
-    """The key from --api-key or --api-key-file. One given on the command line beats one from the
-    environment; two at the same level are ambiguous, a usage error."""
-    if api_key and api_key_file:
-        key_cli, file_cli = on_command_line(ctx, "api_key"), on_command_line(ctx, "api_key_file")
-        if key_cli == file_cli:
-            raise typer.BadParameter("give the API key one way: --api-key or --api-key-file (or one of "
-                                     "$EDGEFLEET_API_KEY / $EDGEFLEET_API_KEY_FILE)", param_hint="--api-key-file")
-        if key_cli:
-            api_key_file = None
-    if api_key_file is None:
-        return api_key
-    try:
-        return read_secret_file(api_key_file)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--api-key-file") from None
+    """The key from --api-key or --api-key-file (or their environment variables), if any."""
+    return chosen_secret(ctx, value=api_key, file=api_key_file, value_param="api_key", file_param="api_key_file",
+                         ambiguous="give the API key one way: --api-key or --api-key-file (or one of "
+                                   "$EDGEFLEET_API_KEY / $EDGEFLEET_API_KEY_FILE)")
 
 
 def _client(ctx: typer.Context, server: str, api_key: str | None, state_dir: Path | None,

@@ -23,18 +23,6 @@ class ClientError(Exception):
         self.status = status
 
 
-def read_secret_file(path: Path) -> str:
-    """A token or key kept in a file (so it is not in argv, the process list or shell history); surrounding
-    whitespace, such as the newline an editor adds, is not part of it."""
-    try:
-        secret = Path(path).expanduser().read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
-    if not secret:
-        raise ValueError(f"{path} is empty")
-    return secret
-
-
 def resolve_api_key(api_key: str | None, state_dir: Path | None = None) -> str | None:
     """`--api-key` (or `--api-key-file`, read by the CLI), else `$EDGEFLEET_API_KEY`, else the local
     server's first admin key file."""

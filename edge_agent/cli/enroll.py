@@ -10,42 +10,21 @@ from pathlib import Path
 
 import typer
 
+from edgefleet.secret_options import chosen_secret
 from edge_agent.errors import EXIT_AGENT, AgentError, exit_code_for
 from edge_agent.fleet.enroll import enroll
 from edge_agent.fleet.state import resolve_state_dir
 
 
-def _read_token_file(path: Path) -> str:
-    try:
-        token = path.expanduser().read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--token-file") from None
-    if not token:
-        raise typer.BadParameter(f"{path} is empty", param_hint="--token-file")
-    return token
-
-
-def _on_command_line(ctx: typer.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
 def given_token(ctx: typer.Context, token: str | None, token_file: Path | None) -> str:
-    """The token from --token or --token-file. One on the command line beats one from the environment; two
-    at the same level, or none at all, is a usage error."""
-    if token and token_file:
-        token_cli, file_cli = _on_command_line(ctx, "token"), _on_command_line(ctx, "token_file")
-        if token_cli == file_cli:
-            raise typer.BadParameter("give the token one way: --token or --token-file (or one of "
-                                     "$EDGEFLEET_ENROLL_TOKEN / $EDGEFLEET_ENROLL_TOKEN_FILE)", param_hint="--token")
-        if token_cli:
-            token_file = None
-    if token_file is not None:
-        return _read_token_file(token_file)
-    if not token:
+    """The token from --token or --token-file (or their environment variables); none at all is a usage error."""
+    chosen = chosen_secret(ctx, value=token, file=token_file, value_param="token", file_param="token_file",
+                           ambiguous="give the token one way: --token or --token-file (or one of "
+                                     "$EDGEFLEET_ENROLL_TOKEN / $EDGEFLEET_ENROLL_TOKEN_FILE)")
+    if not chosen:
         raise typer.BadParameter("an enrollment token is needed: --token-file, --token or $EDGEFLEET_ENROLL_TOKEN",
                                  param_hint="--token")
-    return token
+    return chosen
 
 
 def enroll_command(

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_server.nats.files import write_private
+from edgefleet.files import atomic_write
 
 DEFAULT_MQTT_PORT = 18830
 _BAD_CHARS = re.compile(r'["\\\n\r]')
@@ -126,5 +126,5 @@ def write_config(cfg: NatsConfig) -> Path:
     """Write nats.conf (0600: it names every file the broker owns) and make the state directory."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     cfg.store_dir.mkdir(exist_ok=True)
-    write_private(cfg.config_path, render_config(cfg))
+    atomic_write(cfg.config_path, render_config(cfg), 0o600)
     return cfg.config_path

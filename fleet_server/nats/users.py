@@ -26,7 +26,7 @@ import bcrypt
 
 from edgefleet import protocol as p
 from fleet_server.nats.config import quote
-from fleet_server.nats.files import write_private
+from edgefleet.files import atomic_write
 
 SERVER_USER = "edgefleet-server"
 BCRYPT_COST = 4
@@ -126,5 +126,5 @@ def as_device_users(devices: Iterable[DeviceUser | tuple[str, str]]) -> list[Dev
 def write_users_file(path: Path, server_hash: str, devices: Iterable[DeviceUser | tuple[str, str]]) -> int:
     """Atomically replace the users file (0600); returns the number of devices written."""
     users = as_device_users(devices)
-    write_private(path, render_users(server_hash, users))
+    atomic_write(path, render_users(server_hash, users), 0o600)  # password hashes: owner only
     return len(users)
