@@ -12,6 +12,7 @@ import pytest
 
 from fleet_server.nats import NatsBroker, NatsError, NatsLimits, bcrypt_hash, find_binary
 from fleet_server.nats.users import SERVER_USER
+from tests import services
 from tests.mqtt_client import Peer, unique_id
 
 
@@ -81,7 +82,7 @@ def nats_binary() -> Path:
     try:
         return find_binary()
     except NatsError as exc:
-        pytest.skip(str(exc))
+        services.service_missing(str(exc))
 
 
 @pytest.fixture()
