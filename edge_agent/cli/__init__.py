@@ -32,13 +32,17 @@ agent_app.command("infer")(infer_command)
 
 
 @agent_app.command("cameras")
-def cameras(json_out: bool = typer.Option(False, "--json", help="Print the cameras as JSON")) -> None:
+def cameras(json_out: bool = typer.Option(False, "--json", help="Print the cameras as JSON"),
+            watch: bool = typer.Option(False, "--watch", help="Then print cameras as they are plugged in and out "
+                                                               "until Ctrl-C (udev hot-plug)")) -> None:
     """List the video4linux cameras present now (vendor, model, serial, /dev path)."""
     try:
-        from edge_agent.cli.cameras import cameras_command
+        from edge_agent.cli.cameras import cameras_command, watch_cameras
     except ImportError as exc:
         if not is_missing_extra(exc):
             raise
         typer.echo(missing_extra_message("edgefleet agent cameras", "agent", exc), err=True)
         raise SystemExit(EXIT_MISSING_EXTRA) from None
     cameras_command(json_out)
+    if watch:
+        watch_cameras()

@@ -34,28 +34,30 @@ def run_command(
     from edge_agent.fleet.agent import Agent
 
     state = StateDir(resolve_state_dir(state_dir))
+    stopping = threading.Event()
+
+    def _on_signal(signum, frame) -> None:  # noqa: ARG001
+        stopping.set()
+
+    # Handlers first: a SIGTERM while the agent starts (a service manager stopping it early) must still end in
+    # a clean stop with the offline status published, not in Python's default exit.
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    agent = None
     try:
         config = state.load_config()
         if model is not None:
             typer.echo(f"installed {install_package(state, model)}")
         agent = Agent(config, state.root, source=source, log_to_file=True)
         agent.start()
+        typer.echo(f"agent {config.device_id} running (broker {config.broker_url}); Ctrl-C to stop")
+        while not stopping.wait(0.5):
+            pass
     except AgentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exit_code_for(exc) or EXIT_AGENT) from None
-
-    stopping = threading.Event()
-
-    def _on_signal(signum, frame) -> None:  # noqa: ARG001
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    typer.echo(f"agent {config.device_id} running (broker {config.broker_url}); Ctrl-C to stop")
-    try:
-        while not stopping.wait(0.5):
-            pass
     finally:
-        agent.stop("agent stopped")
+        if agent is not None:
+            agent.stop("agent stopped")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     typer.echo("stopped; status offline published")

@@ -69,3 +69,22 @@ def test_watch_prints_cameras_as_they_come_and_go():
     thread.join(5)
     assert "added /dev/video6" in output(c) and "removed /dev/video6" in output(c) and "serial:W1" in output(c)
     assert not thread.is_alive()
+
+
+def test_agent_cameras_watch_lists_then_watches_until_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgefleet", "agent", "cameras", "--watch"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**__import__("os").environ,
+                                                                                 "COLUMNS": "200"})
+    try:
+        lines: list[str] = []
+        wait_for(lambda: (line := proc.stdout.readline()) and (lines.append(line) or "watching for cameras" in line),
+                 timeout=60, what="the watch to start")
+        assert any("no cameras found" in line for line in lines)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
