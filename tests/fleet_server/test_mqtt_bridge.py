@@ -248,3 +248,31 @@ def test_a_sweep_finds_retained_messages_published_while_the_bridge_was_connecte
             probe.close()
 
     wait_for(cleared, what="the retained event cleared on the broker")
+
+
+def test_a_burst_of_retained_messages_then_an_immediate_disconnect_keeps_them_all(env: Env) -> None:
+    """Every retained message the broker PUBACKed is kept, even when the publisher leaves at once (amqtt kept
+    121 of 200): the server's desired twins for 200 devices, as a republish after a reconnect sends them."""
+    run = unique_id("r")
+    devices = [f"{run}-{i:03d}" for i in range(200)]  # no logins needed: only the server publishes
+    server = Peer(env.port, f"srv-{secrets.token_hex(3)}",
+                  *((SERVER_USER, env.server_password) if env.creds else (None, None)))
+    assert not server.connect().is_failure
+    infos = [server.client.publish(p.twin_desired_topic(d), p.TwinDesired(revision=i + 1).encode(), qos=1,
+                                   retain=True) for i, d in enumerate(devices)]
+    for info in infos:
+        info.wait_for_publish(TIMEOUT)
+    server.client.disconnect()  # at once
+    server.client.loop_stop()
+    reader = Peer(env.port, f"reader-{secrets.token_hex(3)}",
+                  *((SERVER_USER, env.server_password) if env.creds else (None, None)))
+    try:
+        assert not reader.connect().is_failure
+        reader.subscribe(f"{p.TOPIC_ROOT}/+/twin/desired")
+        wanted = {p.twin_desired_topic(d) for d in devices}
+        kept = reader.wait_for(lambda ms: len({m.topic for m in ms if m.payload} & wanted) >= 200 and ms,
+                               what="200 retained desired twins")
+        assert {m.topic for m in kept if m.payload} & wanted == wanted
+        reader.clear_retained(*[p.twin_desired_topic(d) for d in devices])
+    finally:
+        reader.close()
