@@ -1,10 +1,12 @@
-"""`edgefleet model ...`: package, verify, inspect, keygen, list and add. (`quantize` and `bench` need the training
-stack; ``edgefleet.model_cli`` composes them with this app into `edgefleet model`, leaving this app as it is.)
-Exit codes: 0 ok, 1 the package or key was refused or not found."""
+"""`edgefleet model ...`: package, import, verify, inspect, keygen, list and add. (`quantize` and `bench` need the
+training stack; ``edgefleet.model_cli`` composes them with this app into `edgefleet model`, leaving this app as it is.)
+Exit codes: 0 ok, 1 the package or key was refused or not found, 2 `import` refused a model the agent could not
+run as it is."""
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +20,7 @@ from models.errors import PackageError
 from models.manifest import Manifest
 
 model_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="Model packages: package, verify, inspect, keygen, list, add.")
+                        help="Model packages: package, import, verify, inspect, keygen, list, add.")
 
 StateDirOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="edgefleet state directory "
                                                      "(default: $EDGEFLEET_STATE_DIR or ~/.edgefleet)")]
@@ -167,6 +169,74 @@ def package_command(
         raise _fail(str(exc)) from None
     _out().print(f"[green]wrote[/] {escape(str(path))}: {manifest.name} {manifest.version} ({manifest.precision}), "
                  f"{len(manifest.files)} file(s), signed by key {key_id(private)}")
+
+
+class ImportTask(str, Enum):
+    detection = "detection"
+    classification = "classification"
+
+
+def _refuse_import(message: str, as_json: bool, kind: str) -> SystemExit:
+    """Exit 2: the model is not one the agent can run as it is (1 stays for keys and packages)."""
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "error": message, "kind": kind}))
+    else:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]refused:[/] [red]{escape(message)}[/]")
+    return SystemExit(2)
+
+
+@model_app.command("import")
+def import_command(
+    model: Annotated[Path, typer.Argument(help="MODEL.onnx, or MODEL.xml with MODEL.bin beside it")],
+    task: Annotated[Optional[ImportTask], typer.Option("--task", help="what the model does, when its own "
+                                                       "metadata does not say (Ultralytics exports do)")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (or a JSON list); "
+                                                   "override the model's own")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="package name (default: the file's stem)")] = None,
+    version: Annotated[str, typer.Option("--version", help="package version")] = "1.0.0",
+    key: Annotated[Optional[Path], typer.Option("--key", help="private signing key PEM (default: the fleet's, "
+                                                "created if missing)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="folder to write NAME-VERSION.efpkg into")] = Path("."),
+    state_dir: StateDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print {ok, package, sha256, manifest} as JSON")] = False,
+) -> None:
+    """Sign a model trained elsewhere into a package. An Ultralytics export (YOLOv5/v8/11, ONNX or OpenVINO IR)
+    needs no flags: labels, input size and task come from its own metadata. A model the agent could not run as it
+    is (several inputs, a dynamic size, an output no decoding fits, segment/pose/obb) is refused, exit 2, and
+    nothing is written."""
+    from models.importer import ImportRefused, plan_import, read_labels
+    from models.package import file_sha256, pack
+    from models.signing import key_id, load_or_create_private_key, load_private_key
+
+    try:
+        names = read_labels(labels) if labels is not None else None
+        plan = plan_import(model, task=task.value if task else None, labels=names, name=name, version=version)
+    except ImportRefused as exc:
+        raise _refuse_import(str(exc), as_json, "ImportRefused") from None
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        if key is not None:
+            private = load_private_key(key)
+        else:
+            default = signing_key_path(_state(state_dir))
+            created = not default.exists()
+            private = load_or_create_private_key(default)
+            if created and not as_json:
+                _out().print(f"created the fleet signing key {default} (key id {key_id(private)})")
+        path = pack(plan.manifest, plan.files, out, private)
+    except PackageError as exc:
+        raise _fail(str(exc)) from None
+    manifest = plan.manifest
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "package": str(path), "sha256": file_sha256(path),
+                               "manifest": manifest.model_dump(mode="json")}, indent=2))
+        return
+    decoding = manifest.output.decoding + (f" ({manifest.training['yolo_head']})"
+                                           if "yolo_head" in manifest.training else "")
+    _out().print(f"[green]wrote[/] {escape(str(path))}: {escape(manifest.name)} {escape(manifest.version)} "
+                 f"{manifest.task}, input {manifest.input.shape}, {len(manifest.labels)} labels, decoding "
+                 f"{decoding}, signed by key {key_id(private)}")
 
 
 @model_app.command("keygen")

@@ -136,7 +136,7 @@ def test_edgefleet_model_is_composed_without_changing_models_cli() -> None:
 
     result = CliRunner().invoke(cli, ["model", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
-    own = ["verify", "inspect", "package", "keygen", "list", "add"]
+    own = ["verify", "inspect", "package", "import", "keygen", "list", "add"]
     listed = [line.strip("│ ").split()[0] for line in result.output.splitlines()
               if line.startswith("│ ") and line.strip("│ ").split()[0] in [*own, "quantize", "bench"]]
     assert listed == [*own, "quantize", "bench"]
