@@ -187,6 +187,7 @@ class OtaDownloader:
         if not self._ready():
             self._waiting[index] = None  # sent when the connection is back
             return
+        self._was_ready = True  # asked on this connection: only a later reconnect makes it worth asking again
         request = OtaGet(sha256=part.sha256, offset=index * part.block, length=part.expected_size(index))
         self._publish(protocol.ota_get_topic(self.device_id), request.encode())
         self.requests += 1
@@ -255,13 +256,13 @@ class OtaDownloader:
                 self._finish(part)
 
     def _tick(self, now: float) -> None:
+        ready, was_ready = self._ready(), self._was_ready
+        self._was_ready = ready
         if self._part is None or self._verify:
             return
-        ready = self._ready()
-        if ready and not self._was_ready:  # (re)connected: what was asked before may be lost; ask again
+        if ready and not was_ready:  # (re)connected: what was asked before may be lost; ask again
             for index in list(self._waiting):
                 self._ask(index)
-        self._was_ready = ready
         if not ready:
             return  # no timeouts while offline: a dead link is not a missing block
         for index, deadline in list(self._waiting.items()):
