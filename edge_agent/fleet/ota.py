@@ -32,7 +32,7 @@ from edge_agent.fleet.ota_files import PartialPackage, remove_other_partials
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 4
 DEFAULT_RETRY = Backoff(initial_delay_s=0.5, max_delay_s=10.0, jitter=0.3, max_attempts=5)
-TICK_S = 0.1
+TICK_S = 0.5
 
 
 class DownloadPending(Exception):
