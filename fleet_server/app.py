@@ -93,7 +93,8 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
     if url.tls:
         cert, key = fleet.ca.server_identity()
         tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
-    return MqttBridge(url, Ingest(fleet.db, fleet.metrics), username=username, password=password,
+    ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server())
+    return MqttBridge(url, ingest, username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
                       shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded)
 
@@ -101,6 +102,8 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
 async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
     if fleet.bridge is not None:
         await anyio.to_thread.run_sync(fleet.bridge.stop)
+    if fleet.ota is not None:  # after the bridge: no new block requests arrive
+        await anyio.to_thread.run_sync(fleet.ota.close)
     if republisher is not None:  # after the bridge: no new (re)connect can queue work
         await anyio.to_thread.run_sync(republisher.close)
     if fleet.user_sync is not None:

@@ -19,6 +19,7 @@ from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
 from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
+from fleet_server.ota import OtaServer, package_dir_resolver
 from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
 from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 ADMIN_KEY_FILE = "admin-api-key"
 BROKER_PASSWORD_FILE = "broker-server-password"
+PACKAGES_DIR = "packages"  # <sha256>.efpkg files the OTA server may deliver (the registry keeps the same layout)
+OTA_PUBLISH_TIMEOUT_S = 30.0
 
 
 def admin_key_path(state_dir: Path) -> Path:
@@ -56,6 +59,7 @@ class Fleet:
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
     broker: Any = None  # fleet_server.nats.NatsBroker when embedded
+    ota: OtaServer | None = None  # answers devices' block requests once the bridge is made
     user_sync: BrokerUserSync | None = None  # keeps the embedded broker's users in step with the inventory
     broker_url: str = ""  # where the server's bridge connects
     public_broker_url: str = ""  # what devices are told at enrollment
@@ -162,10 +166,32 @@ class Fleet:
             except Exception:  # noqa: BLE001 - nothing a caller can do; the device cannot log in any more
                 log.warning("clearing retained messages of %s failed", device_id, exc_info=True)
 
+    # -------------------------------------------------------------------------------- model delivery
+    def make_ota_server(self) -> OtaServer:
+        """The OTA server over `STATE_DIR/packages/<sha256>.efpkg`, publishing through the bridge (set later)."""
+        self.ota = OtaServer(package_dir_resolver(self.settings.state_dir / PACKAGES_DIR), self.ota_assigned,
+                             self._publish_ota_block)
+        return self.ota
+
+    def ota_assigned(self, device_id: str, sha256: str) -> bool:
+        """A device may fetch a package only while its stored desired twin names it (and it is active)."""
+        with self.db.session() as session:
+            device = session.get(Device, device_id)
+            desired = desired_of(device.desired) if device is not None and device.active else None
+        return desired is not None and desired.model is not None and desired.model.sha256 == sha256
+
+    def _publish_ota_block(self, device_id: str, sha256: str, offset: int, data: bytes) -> None:
+        if self.bridge is None:
+            raise RuntimeError("the MQTT bridge is not started")
+        self.bridge.publish_ota_block(device_id, sha256, offset, data, timeout=OTA_PUBLISH_TIMEOUT_S)
+
     # -------------------------------------------------------------------------------- metrics sources
     def _devices_online(self) -> int:
         with self.db.session() as session:
             return devices.count_online(session)
 
     def _mqtt_refused(self) -> dict[str, int]:
-        return dict(self.bridge.refused) if self.bridge is not None else {}
+        refused = dict(self.bridge.refused) if self.bridge is not None else {}
+        if self.ota is not None:
+            refused.update({f"ota_{reason}": count for reason, count in self.ota.refusals().items()})
+        return refused

@@ -2,24 +2,29 @@
 
 Callbacks run on the MQTT client's thread; each opens its own short transaction. A message from an unknown
 or decommissioned device is counted and dropped; a database error is logged and never reaches the bridge.
+Block requests (`ota/get`) go to the `OtaServer` when one is set (fleet_server.ota), which answers off this thread.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
 from fleet_server.db import Database
 from fleet_server.metrics import FleetMetrics
 from fleet_server.services import devices
 
+if TYPE_CHECKING:
+    from fleet_server.ota import OtaServer
+
 log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, db: Database, metrics: FleetMetrics) -> None:
-        self.db, self.metrics = db, metrics
+    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None) -> None:
+        self.db, self.metrics, self.ota = db, metrics, ota
 
     def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
         self.metrics.messages_in.labels(kind).inc()
@@ -49,4 +54,7 @@ class Ingest:
         self._apply("command_reply", device_id, devices.touch)
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
+        """Queue the answer first (the OtaServer only counts here; it reads and publishes on its own threads)."""
+        if self.ota is not None:
+            self.ota.handle(device_id, request)
         self._apply("ota_get", device_id, devices.touch)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet import protocol
-from edgefleet.protocol import Command, Event, PipelineConfig, Telemetry, TwinDesired, TwinReported
+from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
+                                TwinReported)
 from edge_agent.fleet.commands import CommandTable, builtin_commands
 from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
 from edge_agent.fleet.mqtt_client import BrokerSettings, MqttLink
+from edge_agent.fleet.ota import DEFAULT_WINDOW, OtaDownloader
 from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from edge_agent.fleet.slots import ModelSlots
 from edge_agent.fleet.state import AgentConfig, StateDir
@@ -60,7 +62,8 @@ class Agent:
 
     def __init__(self, config: AgentConfig, state_dir: Path, *, pipeline_factory: PipelineFactory | None = None,
                  source: str | None = None, agent_version: str = AGENT_VERSION, log_to_file: bool = False,
-                 event_min_interval_s: float = 1.0) -> None:
+                 event_min_interval_s: float = 1.0, ota_block: int = DEFAULT_OTA_BLOCK,
+                 ota_window: int = DEFAULT_WINDOW, ota_timeout_s: float = 10.0) -> None:
         self.config = config
         self.state = StateDir(state_dir)
         self.factory = pipeline_factory or EnginePipelineFactory(on_camera_event=self._on_camera_event)
@@ -68,6 +71,7 @@ class Agent:
         self.agent_version = agent_version
         self.log_to_file = log_to_file
         self.gate = EventGate(event_min_interval_s)
+        self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s}
         self.last_telemetry: Telemetry | None = None
         self.last_reported: TwinReported | None = None
         self.rejected_messages = 0
@@ -82,12 +86,14 @@ class Agent:
         self.init_outbox()
         self.init_telemetry()
         self.init_pipeline_host()
+        self.init_ota()
         self.init_twin()
         self.init_commands()
         self.init_mqtt()
         self.start_worker()
         self.start_pipeline()
         self.start_mqtt()
+        self.start_ota()
         self.start_outbox()
         self.start_telemetry()
         return self
@@ -113,10 +119,20 @@ class Agent:
     def init_pipeline_host(self) -> None:
         self.host = PipelineHost(self.factory, [self._on_result])
 
+    def init_ota(self) -> None:
+        """Blocks arrive through the inbox worker; progress and completion go back through it to the twin."""
+        self.ota = OtaDownloader(self.config.device_id, self.state.packages_dir,
+                                 publish=lambda topic, payload: self.link.publish(topic, payload, qos=1),
+                                 ready=lambda: self.link.subscribed.is_set(),
+                                 on_progress=lambda status: self._inbox.put(("ota", None, status)),
+                                 on_complete=lambda sha256: self._inbox.put(("ota_done", None, sha256)),
+                                 **self.ota_options)
+
     def init_twin(self) -> None:
         self.slots = ModelSlots(self.state.slots_dir, self.state.signing_key_path, self.state.packages_dir)
         self.twin = TwinManager(self.host, self.state, self.slots, default_camera=self.source,
-                                publish_reported=self._publish_reported, emit_event=self.emit_event)
+                                publish_reported=self._publish_reported, emit_event=self.emit_event,
+                                downloader=self.ota)
         if self.source != self.config.source or self.twin.applied.desired_revision is None:
             self.twin.applied = self.twin.applied.model_copy(update={"camera": self.source})
         if self.twin.applied.desired_revision is None:
@@ -148,6 +164,9 @@ class Agent:
     def start_mqtt(self) -> None:
         self.link.start()
 
+    def start_ota(self) -> None:
+        self.ota.start()
+
     def start_outbox(self) -> None:
         def publish(topic: str, payload: bytes, retain: bool) -> tuple[int, bool]:
             info = self.link.publish(topic, payload, qos=1, retain=retain)
@@ -165,6 +184,7 @@ class Agent:
         self._inbox.put(("stop", None, None))
         for thread in self._threads:
             thread.join(5)
+        self.ota.stop()
         self.host.stop()
         self.outbox.stop()
         self.link.stop(reason)
@@ -192,6 +212,10 @@ class Agent:
                     self._reject(topic, payload)
                 elif what == "connected":
                     self.twin.report()
+                elif what == "ota":
+                    self.twin.set_ota_progress(payload)
+                elif what == "ota_done":
+                    self.twin.reapply(payload)
             except Exception:  # noqa: BLE001 - the worker must survive any handler bug
                 log.exception("handling %s on %s failed", what, topic)
 
@@ -202,8 +226,10 @@ class Agent:
             reply = self.commands.handle(message)
             self.link.publish(protocol.cmd_reply_topic(self.config.device_id, topic.request_id), reply.encode(),
                               qos=1)
+        elif topic.kind is TopicKind.OTA_DATA:
+            self.ota.on_block(topic.sha256, topic.offset, message)
         else:
-            log.info("ignoring %s message (OTA arrives in a later version)", topic.kind.value)
+            log.info("ignoring %s message", topic.kind.value)
 
     def _reject(self, topic: str, reason: str) -> None:
         self.rejected_messages += 1

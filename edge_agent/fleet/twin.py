@@ -4,7 +4,8 @@ A desired state changes the pipeline config, the camera and the model without re
 cannot be applied (an unknown camera, a backend that will not load, a model package that is missing or
 tampered with) is refused with ``last_error`` in the reported twin while the previous pipeline keeps
 running. A new model goes through the A/B slots: install into the idle slot, switch, and roll back if the
-pipeline cannot load it.
+pipeline cannot load it. A package not cached locally is fetched by the downloader (edge_agent.fleet.ota) while
+the current model keeps running; when it has arrived, :meth:`TwinManager.reapply` installs it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefleet import protocol
 from edgefleet.protocol import Event, ModelRef, PipelineConfig, TwinDesired, TwinReported
-from edge_agent.errors import AgentError, ConfigError
+from edge_agent.errors import AgentError, ConfigError, ModelInstallError
 from edge_agent.fleet.host import PipelineHost, RunSpec
+from edge_agent.fleet.ota import DownloadPending
 from edge_agent.fleet.slots import ModelSlots, SlotInfo
 from edge_agent.fleet.state import AppliedState, StateDir
 
+if TYPE_CHECKING:
+    from edge_agent.fleet.ota import OtaDownloader
+
 log = logging.getLogger(__name__)
+
+
+def _same_model(model: SlotInfo | None, ref: ModelRef) -> bool:
+    """By content (name, version, sha256): a desired reference may carry the package size, a slot's does not."""
+    return model is not None and (model.manifest.name, model.manifest.version, model.package_sha256) == \
+        (ref.name, ref.version, ref.sha256)
 
 
 class TwinManager:
@@ -29,8 +40,12 @@ class TwinManager:
     :meth:`apply_pipeline_changes`, and every outcome is published with :meth:`report`."""
 
     def __init__(self, host: PipelineHost, state: StateDir, slots: ModelSlots | None, *, default_camera: str,
-                 publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None]) -> None:
+                 publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None],
+                 downloader: "OtaDownloader | None" = None) -> None:
         self.host = host
+        self.downloader = downloader
+        self.desired: TwinDesired | None = None  # the last desired state received, re-applied once a package arrives
+        self.ota: dict | None = None  # the download's progress, reported as properties["ota"]
         self.state = state
         self.slots = slots
         self.publish_reported = publish_reported
@@ -68,13 +83,16 @@ class TwinManager:
     # changes ----------------------------------------------------------------------------------
     def apply_desired(self, desired: TwinDesired) -> TwinReported:
         with self._lock:
+            self.desired = desired
             errors: list[str] = []
             camera = desired.camera or self.camera
             model = self.model
             switched = False
-            if desired.model is not None and (model is None or model.ref != desired.model):
+            if desired.model is not None and not _same_model(model, desired.model):
                 try:
-                    model, switched = self._prepare_model(desired.model), True
+                    model, switched = self._prepare_model(desired.model, desired.revision), True
+                except DownloadPending:
+                    pass  # the current model keeps running until the package has arrived
                 except AgentError as exc:
                     errors.append(str(exc))
             try:
@@ -114,13 +132,51 @@ class TwinManager:
             self.report()
             return {"pipeline": config.model_dump(mode="json"), "config_hash": protocol.config_hash(config)}
 
-    def _prepare_model(self, ref: ModelRef) -> SlotInfo:
+    def _prepare_model(self, ref: ModelRef, revision: int) -> SlotInfo:
         if self.slots is None:
             raise ConfigError("this agent runs a fixed model; it cannot switch models")
-        if self.model is not None and self.model.ref == ref:
+        if _same_model(self.model, ref):
             return self.model
-        installed = self.slots.install(self.slots.locate(ref), expect=ref)
-        return self.slots.activate(installed.slot)
+        try:
+            package = self.slots.locate(ref)
+        except ModelInstallError:
+            if self.downloader is None:
+                raise
+            failed = self.downloader.want(ref, revision)
+            if failed is not None:
+                raise ModelInstallError(f"model package {ref.sha256} not available locally, and cannot be "
+                                        f"downloaded: {failed}") from None
+            raise DownloadPending(ref.sha256) from None
+        try:
+            installed = self.slots.install(package, expect=ref)
+        except ModelInstallError as exc:
+            self._ota_outcome(ref, "failed", str(exc))
+            raise
+        active = self.slots.activate(installed.slot)
+        self._ota_outcome(ref, "installed")
+        return active
+
+    def _ota_outcome(self, ref: ModelRef, state: str, error: str | None = None) -> None:
+        if self.downloader is not None:
+            self.downloader.outcome(ref.sha256, state, error[:300] if error else None)
+
+    def reapply(self, sha256: str) -> TwinReported | None:
+        """A package arrived: apply the last desired state again if it still names it (installs it)."""
+        with self._lock:
+            desired = self.desired
+            if desired is None or desired.model is None or desired.model.sha256 != sha256:
+                return None
+            return self.apply_desired(desired)
+
+    def set_ota_progress(self, status: dict) -> None:
+        """The downloader's news (on the agent's worker): report it; a failure also becomes ``last_error``."""
+        with self._lock:
+            was = (self.ota or {}).get("state")
+            self.ota = status
+            error = str(status.get("error"))
+            if status.get("state") == "failed" and was != "failed" and error not in (self.last_error or ""):
+                self._error(f"model delivery {status.get('sha256', '')[:12]} failed: {error}")
+            self.report()
 
     def _rollback(self) -> SlotInfo | None:
         previous = self.slots.rollback() if self.slots else None
@@ -159,7 +215,8 @@ class TwinManager:
             desired_revision=self.applied.desired_revision, model=self.model.ref if self.model else None,
             backend=(selection.backend if selection else None), device=(selection.device if selection else None), camera=self.camera,
             config_hash=protocol.config_hash(self.pipeline_config), slot=self.model.slot if self.model else None,
-            properties={"selection_reason": selection.reason} if selection is not None else {},
+            properties={**({"selection_reason": selection.reason} if selection is not None else {}),
+                        **({"ota": self.ota} if self.ota else {})},
             last_error=self.last_error,
         )
 

@@ -69,7 +69,8 @@ def test_missing_model_package_is_reported_and_pipeline_keeps_running(device, pr
     probe.desire(TwinDesired(revision=4, model=protocol.ModelRef(name="m", version="1", sha256=sha),
                              pipeline=PipelineConfig(telemetry_interval_s=0.25)))
     reported = probe.last(protocol.twin_reported_topic(dev), lambda d: d["desired_revision"] == 4)
-    assert reported["last_error"] == f"model package {sha} not available locally"
+    assert reported["last_error"] == (f"model package {sha} not available locally, and cannot be downloaded: the "
+                                      "desired model gives no package size")
     assert reported["model"] is None
     before = _frames(probe, dev, 0)
     assert _frames(probe, dev, before) > before

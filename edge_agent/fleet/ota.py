@@ -1,0 +1,292 @@
+"""Model delivery, the agent's end: fetches a package the desired twin names, block by block over MQTT.
+
+The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``), and the server answers each on
+``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file and recorded in its
+sidecar (edge_agent.fleet.ota_files), so a disconnect, a broker restart or a ``kill -9`` costs at most the
+blocks that were in flight. A block that does not come within ``timeout_s`` is asked for again after a backoff
+delay, at most ``retry.max_attempts`` times; then the download fails with that reason. A block of the wrong
+size, or for an offset not asked for, is refused (counted in ``refused``); a wrong-size block is asked again.
+Once every block is there, size and sha256 are checked, the file becomes the cached package and
+``on_complete`` hands it to the install path (the slots verify the signature; nothing unverified activates).
+
+Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and the
+final hash run on this downloader's own thread, so a large package never holds up twin handling. Progress goes
+out through ``on_progress`` (throttled to ``progress_every_s``, state changes always) as the reported twin's
+``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total, percent, error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from edgefleet import protocol
+from edgefleet.backoff import Backoff
+from edgefleet.protocol import DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, ModelRef, OtaGet
+from edge_agent.fleet.ota_files import PartialPackage, remove_other_partials
+
+log = logging.getLogger(__name__)
+DEFAULT_WINDOW = 4
+DEFAULT_RETRY = Backoff(initial_delay_s=0.5, max_delay_s=10.0, jitter=0.3, max_attempts=5)
+TICK_S = 0.5
+
+
+class DownloadPending(Exception):
+    """The desired model's package is on its way; the running model stays until it has arrived."""
+
+
+class OtaDownloader:
+    """One download at a time (a newer desired model replaces the one being fetched)."""
+
+    def __init__(self, device_id: str, packages_dir: Path, *, publish: Callable[[str, bytes], object],
+                 ready: Callable[[], bool], on_progress: Callable[[dict], None],
+                 on_complete: Callable[[str], None], block_size: int = DEFAULT_OTA_BLOCK,
+                 window: int = DEFAULT_WINDOW, timeout_s: float = 10.0, retry: Backoff = DEFAULT_RETRY,
+                 progress_every_s: float = 0.25) -> None:
+        if not 0 < block_size <= MAX_OTA_BLOCK or window < 1:
+            raise ValueError(f"block size must be in 1..{MAX_OTA_BLOCK} and window >= 1")
+        self.device_id, self.packages_dir = device_id, Path(packages_dir)
+        self._publish, self._ready = publish, ready
+        self._on_progress, self._on_complete = on_progress, on_complete
+        self.block_size, self.window, self.timeout_s, self.retry = block_size, window, timeout_s, retry
+        self.progress_every_s = progress_every_s
+        self.refused: Counter[str] = Counter()  # blocks refused by reason: unexpected, wrong_size
+        self.requests = 0
+        self._cond = threading.Condition()
+        self._part: PartialPackage | None = None
+        self._status: dict | None = None
+        self._failed: tuple[str, int, str] | None = None  # (sha256, revision, why): not retried for that revision
+        self._revision = 0
+        self._waiting: dict[int, float | None] = {}  # block -> answer deadline (None: to send once connected)
+        self._retry_at: dict[int, float] = {}  # block -> when to ask again
+        self._attempts: Counter[int] = Counter()
+        self._verify = False
+        self._was_ready = False
+        self._last_progress = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> "OtaDownloader":
+        self._thread = threading.Thread(target=self._run, name=f"ota-{self.device_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._cond:
+            if self._part is not None:
+                self._part.close()
+
+    def status(self) -> dict | None:
+        with self._cond:
+            return dict(self._status) if self._status else None
+
+    # ------------------------------------------------------------------------------------ requests from the twin
+    def want(self, ref: ModelRef, revision: int) -> str | None:
+        """Make sure ``ref`` is being fetched. Returns why it cannot be (a failure for this same desired revision is
+        not retried: a new revision or a restart tries again); None while it is on its way."""
+        with self._cond:
+            if self._failed is not None and self._failed[:2] == (ref.sha256, revision):
+                return self._failed[2]
+            if self._part is not None and self._part.sha256 == ref.sha256 and not self._stop.is_set():
+                return None
+            self._revision = revision
+            if ref.size is None:
+                return self._fail(ref.sha256, "the desired model gives no package size")
+            self._begin(ref)
+            return None
+
+    def outcome(self, sha256: str, state: str, error: str | None = None) -> None:
+        """The install path's verdict on a package this downloader fetched (installed, or failed with why)."""
+        with self._cond:
+            if self._status is None or self._status["sha256"] != sha256:
+                return
+            self._status.update(state=state, error=error)
+            self._emit(force=True)
+
+    # ------------------------------------------------------------------------------------ blocks (inbox worker)
+    def on_block(self, sha256: str, offset: int, data: bytes) -> bool:
+        """Take one arriving block; False when it was refused."""
+        with self._cond:
+            part = self._part
+            if part is None or part.sha256 != sha256 or self._verify or offset % part.block:
+                return self._refuse("unexpected", sha256, offset, "not a block being downloaded")
+            index = offset // part.block
+            if index not in self._waiting:
+                return self._refuse("unexpected", sha256, offset, "not asked for (or already written)")
+            if len(data) != part.expected_size(index):
+                self._refuse("wrong_size", sha256, offset, f"{len(data)} bytes, expected {part.expected_size(index)}")
+                del self._waiting[index]
+                self._again(index, time.monotonic())
+                return False
+            try:
+                part.write(index, data)
+            except OSError as exc:
+                self._fail(sha256, f"writing the partial package failed: {exc}")
+                return False
+            del self._waiting[index]
+            self._attempts.pop(index, None)
+            if part.complete:
+                self._verify = True
+                self._set_state("verifying")
+                self._cond.notify_all()
+            else:
+                self._fill()
+                self._emit()
+            return True
+
+    # ------------------------------------------------------------------------------------ internals (lock held)
+    def _begin(self, ref: ModelRef) -> None:
+        if self._part is not None:
+            self._part.close()
+        remove_other_partials(self.packages_dir, ref.sha256)
+        self._waiting.clear()
+        self._retry_at.clear()
+        self._attempts.clear()
+        self._verify = False
+        self._failed = None
+        try:
+            self._part = PartialPackage.open(self.packages_dir, ref.sha256, ref.size, self.block_size)
+        except OSError as exc:
+            self._fail(ref.sha256, f"cannot create the partial package: {exc}")
+            return
+        log.info("downloading %s %s (%s, %d bytes; %d of %d blocks already here)", ref.name, ref.version,
+                 ref.sha256[:12], ref.size, len(self._part.done), self._part.blocks)
+        self._status = {"sha256": ref.sha256, "state": "downloading", "bytes": 0, "total": ref.size,
+                        "percent": 0.0, "error": None}
+        if self._part.complete:
+            self._verify = True
+            self._set_state("verifying")
+            self._cond.notify_all()
+            return
+        self._fill()
+        self._emit(force=True)
+
+    def _fill(self) -> None:
+        """Ask for the next missing blocks until ``window`` are outstanding."""
+        part = self._part
+        busy = len(self._waiting) + len(self._retry_at)
+        for index in part.missing():
+            if busy >= self.window:
+                break
+            if index not in self._waiting and index not in self._retry_at:
+                self._ask(index)
+                busy += 1
+
+    def _ask(self, index: int) -> None:
+        part = self._part
+        if not self._ready():
+            self._waiting[index] = None  # sent when the connection is back
+            return
+        self._was_ready = True  # asked on this connection: only a later reconnect makes it worth asking again
+        request = OtaGet(sha256=part.sha256, offset=index * part.block, length=part.expected_size(index))
+        self._publish(protocol.ota_get_topic(self.device_id), request.encode())
+        self.requests += 1
+        self._waiting[index] = time.monotonic() + self.timeout_s
+
+    def _again(self, index: int, now: float) -> None:
+        """Count a failed attempt for ``index``; schedule it again after a backoff delay, or give up."""
+        self._attempts[index] += 1
+        attempts = self._attempts[index]
+        if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:
+            self._fail(self._part.sha256, f"block at offset {index * self._part.block} did not arrive intact after "
+                       f"{attempts} attempts")
+            return
+        self._retry_at[index] = now + self.retry.delay(attempts)
+
+    def _fail(self, sha256: str, why: str, discard: bool = False) -> str:
+        log.warning("model download %s failed: %s", sha256[:12], why)
+        if self._part is not None:
+            self._part.discard() if discard else self._part.close()  # a timeout keeps what arrived
+        self._part = None
+        self._waiting.clear()
+        self._retry_at.clear()
+        self._verify = False
+        self._failed = (sha256, self._revision, why)
+        base = self._status if self._status and self._status["sha256"] == sha256 else \
+            {"sha256": sha256, "bytes": 0, "total": None, "percent": 0.0}
+        self._status = {**base, "state": "failed", "error": why[:300]}
+        self._emit(force=True)
+        return why
+
+    def _refuse(self, reason: str, sha256: str, offset: int, why: str) -> bool:
+        self.refused[reason] += 1
+        log.warning("refused OTA block %s@%d: %s", sha256[:12], offset, why)
+        return False
+
+    def _set_state(self, state: str) -> None:
+        if self._status is not None:
+            self._status["state"] = state
+            self._emit(force=True)
+
+    def _emit(self, force: bool = False) -> None:
+        if self._status is None:
+            return
+        part = self._part
+        if part is not None and part.sha256 == self._status["sha256"]:
+            done = part.bytes_done
+            self._status.update(bytes=done, percent=round(100.0 * done / part.total, 1) if part.total else 100.0)
+        now = time.monotonic()
+        if force or now - self._last_progress >= self.progress_every_s:
+            self._last_progress = now
+            self._on_progress(dict(self._status))
+
+    # ------------------------------------------------------------------------------------ own thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                self._cond.wait(TICK_S)
+                if self._stop.is_set():
+                    return
+                try:
+                    self._tick(time.monotonic())
+                except Exception:  # noqa: BLE001 - the timer thread must survive any bug
+                    log.exception("OTA timer failed")
+                part = self._part if self._verify else None
+            if part is not None:
+                self._finish(part)
+
+    def _tick(self, now: float) -> None:
+        ready, was_ready = self._ready(), self._was_ready
+        self._was_ready = ready
+        if self._part is None or self._verify:
+            return
+        if ready and not was_ready:  # (re)connected: what was asked before may be lost; ask again
+            for index in list(self._waiting):
+                self._ask(index)
+        if not ready:
+            return  # no timeouts while offline: a dead link is not a missing block
+        for index, deadline in list(self._waiting.items()):
+            if deadline is not None and deadline <= now:
+                del self._waiting[index]
+                self._again(index, now)
+                if self._part is None:
+                    return
+        for index, when in list(self._retry_at.items()):
+            if when <= now:
+                del self._retry_at[index]
+                self._ask(index)
+        self._fill()
+
+    def _finish(self, part: PartialPackage) -> None:
+        """Hash outside the lock (blocks for another download may arrive meanwhile), then hand over."""
+        problem = part.verify_and_finish()
+        with self._cond:
+            if self._part is not part:
+                return  # replaced by a newer desired model while hashing
+            self._verify = False
+            if problem is not None:
+                self._fail(part.sha256, f"verification failed: {problem}", discard=True)
+                return
+            self._part = None
+            log.info("model package %s downloaded and verified", part.sha256[:12])
+        self._on_complete(part.sha256)

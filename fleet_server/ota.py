@@ -1,0 +1,160 @@
+"""Model delivery, the server's end: answers each device's `ota/get` with one block of a package.
+
+Delivery is pull-based (docs/DESIGN.md section 2): the device asks for the blocks it still lacks and the server
+answers each request on its own, keeping no per-download state. That makes resuming free (a device that comes
+back asks again) and keeps memory bounded by the requests being answered, never by package or fleet size: each
+answer reads just its block from the package file.
+
+The bridge calls :meth:`OtaServer.handle` on paho's network thread, which must stay free (it is the thread that
+reads the PUBACKs a publish waits for), so the handler only counts and queues; a small pool reads and publishes.
+Each device may have at most ``max_in_flight`` requests queued or being answered: a device that asks for the
+whole package at once gets the rest refused (``busy``) and asks again later, instead of filling the queue.
+
+Refusals are counted by reason in ``refused`` (like the bridge's counter) and logged rate-limited: unknown
+(no package with that sha256), unassigned (the device's desired twin does not name it), offset_past_end,
+length_too_large (over ``max_block``), busy, publish_failed. None raises into the bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from edgefleet.log_limits import ThrottledLog
+from edgefleet.protocol import MAX_OTA_BLOCK, OtaGet, ProtocolError, validate_sha256
+
+log = logging.getLogger(__name__)
+
+Resolve = Callable[[str], "Path | None"]
+Assigned = Callable[[str, str], bool]
+PublishBlock = Callable[[str, str, int, bytes], None]
+
+REFUSAL_REASONS = ("unknown", "unassigned", "offset_past_end", "length_too_large", "busy", "publish_failed")
+
+
+def package_dir_resolver(directory: Path) -> Resolve:
+    """`sha256 -> directory/<sha256>.efpkg` when that file exists: the layout the model registry keeps too."""
+    root = Path(directory)
+
+    def resolve(sha256: str) -> Path | None:
+        try:
+            path = root / f"{validate_sha256(sha256)}.efpkg"
+        except ProtocolError:
+            return None
+        return path if path.is_file() else None
+
+    return resolve
+
+
+class OtaServer:
+    """Answers block requests from a small thread pool; see the module docstring for the rules."""
+
+    def __init__(self, resolve: Resolve, assigned: Assigned, publish: PublishBlock, *, workers: int = 8,
+                 max_in_flight: int = 8, max_block: int = MAX_OTA_BLOCK) -> None:
+        if not 0 < max_block <= MAX_OTA_BLOCK:
+            raise ValueError(f"max_block must be in 1..{MAX_OTA_BLOCK}, got {max_block}")
+        self.resolve, self.assigned, self.publish = resolve, assigned, publish
+        self.max_in_flight, self.max_block = max_in_flight, max_block
+        self.refused: Counter[str] = Counter()
+        self.served = 0
+        self.bytes_served = 0
+        self._in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._log = ThrottledLog(log)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ota-serve")
+        self._closed = False
+
+    def handle(self, device_id: str, request: OtaGet) -> bool:
+        """Queue an answer to ``request`` (on the caller's thread: counting only). False when refused now."""
+        if request.length > self.max_block:
+            self._refuse("length_too_large", device_id, request, f"asks {request.length} bytes, at most "
+                         f"{self.max_block}")
+            return False
+        with self._lock:
+            if self._closed:
+                return False
+            if self._in_flight[device_id] >= self.max_in_flight:
+                busy = True
+            else:
+                busy = False
+                self._in_flight[device_id] += 1
+        if busy:
+            self._refuse("busy", device_id, request, f"already {self.max_in_flight} requests in flight")
+            return False
+        try:
+            self._pool.submit(self._answer, device_id, request)
+        except RuntimeError:  # shut down between the check and the submit
+            self._done(device_id)
+            return False
+        return True
+
+    def refusals(self) -> dict[str, int]:
+        """A copy of ``refused`` (pool threads count into it while a scrape reads)."""
+        with self._lock:
+            return dict(self.refused)
+
+    def in_flight(self, device_id: str) -> int:
+        with self._lock:
+            return self._in_flight[device_id]
+
+    def close(self) -> None:
+        """Stop answering: queued requests are dropped (devices ask again), running ones finish."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------------- pool threads
+    def _answer(self, device_id: str, request: OtaGet) -> None:
+        try:
+            data = self._read(device_id, request)
+            if data is None:
+                return
+            try:
+                self.publish(device_id, request.sha256, request.offset, data)
+            except Exception as exc:  # noqa: BLE001 - the broker went away; the device asks again
+                self._refuse("publish_failed", device_id, request, str(exc))
+                return
+            with self._lock:
+                self.served += 1
+                self.bytes_served += len(data)
+        except Exception:  # noqa: BLE001 - a resolver or reader bug must not kill a pool thread silently
+            self._log.exception("answering %s for %s failed", request, device_id, key=f"error:{device_id}")
+        finally:
+            self._done(device_id)
+
+    def _read(self, device_id: str, request: OtaGet) -> bytes | None:
+        """The requested block, read from the package file alone; None (counted) when it may not be served."""
+        path = self.resolve(request.sha256)
+        if path is None:
+            self._refuse("unknown", device_id, request, "no package with this sha256")
+            return None
+        if not self.assigned(device_id, request.sha256):
+            self._refuse("unassigned", device_id, request, "the device's desired twin does not name this package")
+            return None
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, 2)
+                if request.offset >= size:
+                    self._refuse("offset_past_end", device_id, request, f"the package has {size} bytes")
+                    return None
+                fh.seek(request.offset)
+                return fh.read(min(request.length, size - request.offset))
+        except FileNotFoundError:  # removed from the registry after resolve
+            self._refuse("unknown", device_id, request, "the package file is gone")
+            return None
+
+    def _done(self, device_id: str) -> None:
+        with self._lock:
+            self._in_flight[device_id] -= 1
+            if self._in_flight[device_id] <= 0:
+                del self._in_flight[device_id]
+
+    def _refuse(self, reason: str, device_id: str, request: OtaGet, why: str) -> None:
+        with self._lock:
+            self.refused[reason] += 1
+        self._log.warning("refused OTA block %s@%d for %s: %s: %s", request.sha256[:12], request.offset, device_id,
+                          reason, why, key=f"{reason}:{device_id}")
