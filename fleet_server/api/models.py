@@ -35,6 +35,7 @@ _SAYS = {
 # A name and a version as a manifest allows them (length and characters), to check those from a path or query.
 _AS_IN_MANIFEST = {field: TypeAdapter(Annotated[str, *Manifest.model_fields[field].metadata])
                    for field in ("name", "version")}
+_NAME_PATTERN = next(m.pattern for m in Manifest.model_fields["name"].metadata if getattr(m, "pattern", None))
 _PACKAGE_BODY = {"requestBody": {"required": True, "description": "the .efpkg file, as it is",
                                  "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                      "format": "binary"}}}}}
@@ -157,10 +158,9 @@ def upload_model(request: Request, response: Response, session: SessionDep, flee
 
 @router.get("", response_model=list[ModelSummary], responses=_documented(422))
 def list_models(session: SessionDep, _key: ViewerKey,
-                name: Annotated[str | None, Query(max_length=128, description="only this model")] = None
+                name: Annotated[str | None, Query(max_length=128, pattern=_NAME_PATTERN,
+                                                  description="only this model")] = None
                 ) -> list[ModelSummary]:
-    if name is not None and not _possible("name", name):
-        return []  # no package can have it
     return [ModelSummary(**_summary_fields(row)) for row in registry.list_packages(session, name=name)]
 
 
