@@ -25,13 +25,12 @@ from fleet_server.services import apikeys
 from fleet_server.services import models as registry
 from models.manifest import Manifest
 
-_SAYS = {
-    404: "no model with this name and version in the registry",
-    409: "name and version already published with other contents (upload); still named by a device's desired "
-         "twin (delete)",
+_UPLOAD_SAYS = {
+    409: "this name and version are already published with other contents",
     413: "package over the server's size limit for uploads (setting max_model_bytes)",
     422: "not a package signed by the fleet's model-signing key (unsigned, altered, another key's, not a package)",
 }
+_NOT_HERE = "no model with this name and version in the registry"
 # A name and a version as a manifest allows them (length and characters), to check those from a path or query.
 _AS_IN_MANIFEST = {field: TypeAdapter(Annotated[str, *Manifest.model_fields[field].metadata])
                    for field in ("name", "version")}
@@ -41,15 +40,15 @@ _PACKAGE_BODY = {"requestBody": {"required": True, "description": "the .efpkg fi
                                                                                      "format": "binary"}}}}}
 
 
-def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
-    documented = responses(*codes)
-    for code in codes:
-        if code in _SAYS:
-            documented[code] = {**documented[code], "description": _SAYS[code]}
+def _documented(says: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses()` for these codes, each described as it applies to the operation."""
+    documented = responses(*says)
+    for code, description in says.items():
+        documented[code] = {**documented[code], "description": description}
     return documented
 
 
-router = APIRouter(prefix="/models", tags=["models"], responses=_documented(401, 403, 413))
+router = APIRouter(prefix="/models", tags=["models"], responses=responses(401, 403, 413))
 
 
 class ModelSummary(BaseModel):
@@ -142,7 +141,7 @@ def _body_chunks(request: Request) -> Iterator[bytes]:
 
 @router.post("", response_model=ModelDetail, status_code=201, openapi_extra=_PACKAGE_BODY,
              responses={200: {"model": ModelDetail, "description": "these exact bytes are already in the registry"},
-                        **_documented(409, 422)})
+                        **_documented(_UPLOAD_SAYS)})
 def upload_model(request: Request, response: Response, session: SessionDep, fleet: FleetDep, store: StoreDep,
                  key: OperatorKey) -> ModelDetail:
     """Verify a signed package against the fleet's model-signing key and add it to the registry. Uploading the
@@ -156,7 +155,7 @@ def upload_model(request: Request, response: Response, session: SessionDep, flee
     return _detail(row)
 
 
-@router.get("", response_model=list[ModelSummary], responses=_documented(422))
+@router.get("", response_model=list[ModelSummary], responses=responses(422))
 def list_models(session: SessionDep, _key: ViewerKey,
                 name: Annotated[str | None, Query(max_length=128, pattern=_NAME_PATTERN,
                                                   description="only this model")] = None
@@ -164,13 +163,14 @@ def list_models(session: SessionDep, _key: ViewerKey,
     return [ModelSummary(**_summary_fields(row)) for row in registry.list_packages(session, name=name)]
 
 
-@router.get("/{name}/{version}", response_model=ModelDetail, responses=_documented(404))
+@router.get("/{name}/{version}", response_model=ModelDetail, responses=_documented({404: _NOT_HERE}))
 def get_model(session: SessionDep, _key: ViewerKey, name: ModelName, version: ModelVersion) -> ModelDetail:
     """One package: its manifest, assessment metrics, INT8 accuracy delta, benchmark, size and who uploaded it."""
     return _detail(registry.get_package(session, name, version))
 
 
-@router.delete("/{name}/{version}", response_model=ModelDetail, responses=_documented(404, 409))
+@router.delete("/{name}/{version}", response_model=ModelDetail,
+               responses=_documented({404: _NOT_HERE, 409: "an active device's desired twin still names the package"}))
 def delete_model(session: SessionDep, store: StoreDep, key: AdminKey, name: ModelName,
                  version: ModelVersion) -> ModelDetail:
     """Remove a package from the registry and its file from the server; refused while a device's desired twin
