@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import apikeys, audit, devices, enroll, errors, health, tokens, twin
+from fleet_server.api import apikeys, audit, devices, enroll, errors, health, models, tokens, twin
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
 from fleet_server.ingest import Ingest
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 NATS_DIR = "nats"  # the embedded broker's config, users, JetStream store (sessions, retained messages) and log
 EMBEDDED_CONNECT_WAIT_S = 15.0
-# Routes allowed a larger body than settings.max_body_bytes, by path prefix (a model upload will be one).
-LARGER_BODIES: dict[str, int] = {}
+# Routes allowed a larger body than settings.max_body_bytes, by path prefix -> the setting that gives their limit.
+LARGER_BODIES: dict[str, str] = {f"{API_PREFIX}/models": "max_model_bytes"}
 
 
 def _start_broker(fleet: Fleet) -> None:
@@ -149,13 +149,15 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
                   openapi_url="/openapi.json",
-                  description="Enrollment, device inventory, twin, API keys and audit log of an edgefleet fleet.")
+                  description="Enrollment, device inventory, twin, model registry, API keys and audit log of an "
+                              "edgefleet fleet.")
     errors.install(app)
     _install_openapi(app)
     app.state.enroll_limiter = EnrollLimiter(settings.enroll_refusal_burst, settings.enroll_refusals_per_minute / 60)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=LARGER_BODIES,
+    larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, apikeys, audit):
+    for module in (enroll, tokens, devices, twin, models, apikeys, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

@@ -75,7 +75,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _given_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | None) -> str | None:
+def given_api_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | None) -> str | None:
     """The key from --api-key or --api-key-file (or their environment variables), if any."""
     return chosen_secret(ctx, value=api_key, file=api_key_file, value_param="api_key", file_param="api_key_file",
                          ambiguous="give the API key one way: --api-key or --api-key-file (or one of "
@@ -84,7 +84,7 @@ def _given_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | Non
 
 def _client(ctx: typer.Context, server: str, api_key: str | None, state_dir: Path | None,
             api_key_file: Path | None = None) -> FleetClient:
-    return FleetClient(server, resolve_api_key(_given_key(ctx, api_key, api_key_file), state_dir))
+    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), state_dir))
 
 
 def _call(fn: Any, *args: Any) -> Any:

@@ -70,6 +70,10 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="largest request body the HTTP API accepts (bytes); larger ones get 413"
     )
+    max_model_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="largest model package POST /api/v1/models accepts (bytes); it is "
+                                                "streamed to disk, never held in memory; larger ones get 413"
+    )
     enroll_refusal_burst: int = Field(
         20, ge=1, description="refused enrollment attempts one client address (or one token id) may make in a "
                               "burst before it gets 429; successful enrollments do not count"

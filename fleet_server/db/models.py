@@ -102,3 +102,23 @@ class RevokedCert(Base):
     device_id: Mapped[str] = mapped_column(sa.String(63))
     revoked_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(sa.String(64), default="cessationOfOperation")
+
+
+class ModelPackage(Base):
+    """A signed model package in the server's registry; its bytes are `ModelStore.path(sha256)`. The columns
+    are copied from the verified manifest so listings need not read it; `manifest` keeps the whole of it."""
+
+    __tablename__ = "model_packages"
+    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_model_packages_name_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    version: Mapped[str] = mapped_column(sa.String(64))
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger())
+    precision: Mapped[str] = mapped_column(sa.String(8))
+    task: Mapped[str] = mapped_column(sa.String(32))
+    deployable: Mapped[bool]
+    manifest: Mapped[JsonDict]
+    uploaded_by: Mapped[str] = mapped_column(sa.String(128))
+    uploaded_at: Mapped[datetime]

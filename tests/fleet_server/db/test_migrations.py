@@ -3,7 +3,7 @@ import sqlalchemy as sa
 from fleet_server.db import Base, upgrade_database
 from fleet_server.db.engine import alembic_config, make_engine
 
-TABLES = {"devices", "enrollment_tokens", "api_keys", "audit_log", "telemetry", "revoked_certs"}
+TABLES = {"devices", "enrollment_tokens", "api_keys", "audit_log", "telemetry", "revoked_certs", "model_packages"}
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
@@ -14,7 +14,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
         names = set(sa.inspect(engine).get_table_names())
         assert TABLES <= names
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     finally:
         engine.dispose()
 
