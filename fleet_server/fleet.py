@@ -19,18 +19,18 @@ from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
 from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
-from fleet_server.ota import OtaServer, package_dir_resolver
+from fleet_server.model_store import ModelStore
+from fleet_server.ota import OtaServer
 from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
 from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
-from fleet_server.services.twin import desired_of
+from fleet_server.services.twin import desired_model_sha256, desired_of
 from fleet_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
 ADMIN_KEY_FILE = "admin-api-key"
 BROKER_PASSWORD_FILE = "broker-server-password"
-PACKAGES_DIR = "packages"  # <sha256>.efpkg files the OTA server may deliver (the registry keeps the same layout)
 OTA_PUBLISH_TIMEOUT_S = 30.0
 
 
@@ -168,8 +168,8 @@ class Fleet:
 
     # -------------------------------------------------------------------------------- model delivery
     def make_ota_server(self) -> OtaServer:
-        """The OTA server over `STATE_DIR/packages/<sha256>.efpkg`, publishing through the bridge (set later)."""
-        self.ota = OtaServer(package_dir_resolver(self.settings.state_dir / PACKAGES_DIR), self.ota_assigned,
+        """The OTA server over the model registry's store, publishing through the bridge (set later)."""
+        self.ota = OtaServer(ModelStore.in_state_dir(self.settings.state_dir).path, self.ota_assigned,
                              self._publish_ota_block)
         return self.ota
 
@@ -177,8 +177,7 @@ class Fleet:
         """A device may fetch a package only while its stored desired twin names it (and it is active)."""
         with self.db.session() as session:
             device = session.get(Device, device_id)
-            desired = desired_of(device.desired) if device is not None and device.active else None
-        return desired is not None and desired.model is not None and desired.model.sha256 == sha256
+            return device is not None and device.active and desired_model_sha256(device) == sha256
 
     def _publish_ota_block(self, device_id: str, sha256: str, offset: int, data: bytes) -> None:
         if self.bridge is None:

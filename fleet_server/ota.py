@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from edgefleet.log_limits import ThrottledLog
-from edgefleet.protocol import MAX_OTA_BLOCK, OtaGet, ProtocolError, validate_sha256
+from edgefleet.protocol import MAX_OTA_BLOCK, OtaGet
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +34,6 @@ Assigned = Callable[[str, str], bool]
 PublishBlock = Callable[[str, str, int, bytes], None]
 
 REFUSAL_REASONS = ("unknown", "unassigned", "offset_past_end", "length_too_large", "busy", "publish_failed")
-
-
-def package_dir_resolver(directory: Path) -> Resolve:
-    """`sha256 -> directory/<sha256>.efpkg` when that file exists: the layout the model registry keeps too."""
-    root = Path(directory)
-
-    def resolve(sha256: str) -> Path | None:
-        try:
-            path = root / f"{validate_sha256(sha256)}.efpkg"
-        except ProtocolError:
-            return None
-        return path if path.is_file() else None
-
-    return resolve
 
 
 class OtaServer:

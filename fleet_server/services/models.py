@@ -18,7 +18,7 @@ from fleet_server.errors import Conflict, NotFound
 from fleet_server.model_store import ModelStore
 from fleet_server.services import audit
 from fleet_server.services.devices import list_devices
-from fleet_server.services.twin import desired_of
+from fleet_server.services.twin import desired_model_sha256
 from models.manifest import Manifest
 from models.signing import PublicKeyLike
 
@@ -102,9 +102,7 @@ def _index(session: Session, manifest: Manifest, sha256: str, size: int, actor: 
 def users_of(session: Session, sha256: str) -> list[str]:
     """What still needs the package, as readable names: active devices whose desired twin names it.
     Rollouts, once they exist, add theirs here (a rollout that uses the package blocks its deletion too)."""
-    return [f"device {device.id}" for device in list_devices(session)
-            if (desired := desired_of(device.desired)) is not None and desired.model is not None
-            and desired.model.sha256 == sha256]
+    return [f"device {device.id}" for device in list_devices(session) if desired_model_sha256(device) == sha256]
 
 
 def delete(session: Session, store: ModelStore, name: str, version: str, *, actor: str) -> ModelPackage:

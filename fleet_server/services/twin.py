@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from edgefleet.protocol import PipelineConfig, TwinDesired, TwinReported, config_hash
+from fleet_server.db.models import Device
 from fleet_server.errors import Conflict, InvalidInput
 from fleet_server.schemas import TwinPatch
 from fleet_server.services import audit
@@ -61,6 +62,12 @@ def in_sync(desired: TwinDesired | None, reported: TwinReported | None) -> bool 
 
 def desired_of(raw: dict[str, Any] | None) -> TwinDesired | None:
     return TwinDesired.model_validate(raw) if raw else None
+
+
+def desired_model_sha256(device: Device) -> str | None:
+    """The sha256 of the package the device's desired twin names, if any (what OTA and the registry check)."""
+    desired = desired_of(device.desired)
+    return desired.model.sha256 if desired is not None and desired.model is not None else None
 
 
 def reported_of(raw: dict[str, Any] | None) -> TwinReported | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from edgefleet import protocol as p
 from fleet_server.mqtt_bridge import MqttBridge
-from fleet_server.ota import OtaServer, package_dir_resolver
+from fleet_server.model_store import ModelStore
+from fleet_server.ota import OtaServer
 from tests.fleet_server.bridge_env import Recorder
 from tests.waiting import wait_for
 
@@ -37,7 +38,7 @@ class Catalog:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.assignments: set[tuple[str, str]] = set()
-        self.resolve = package_dir_resolver(root)
+        self.resolve = ModelStore(root).path
 
     def add(self, package: Path) -> p.ModelRef:
         from models.package import file_sha256, read_manifest
