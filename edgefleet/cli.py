@@ -16,7 +16,7 @@ COMMANDS = (
     LazyCommand("demo", "edgefleet.demo:demo_command", "server,agent", "Run the whole system on embedded defaults."),
     LazyCommand("devices", "fleet_server.cli:devices_app", "server", "List, inspect and manage devices."),
     LazyCommand("model", "edgefleet.model_cli:model_app", "agent",
-                "Model packages: package, import, verify, publish, ls, bench, quantize."),
+                "Model packages: make, import, verify, publish, list."),
     LazyCommand("server", "fleet_server.cli:server_app", "server", "Run the fleet server."),
     LazyCommand("sim", "edge_agent.cli.sim:sim_command", "agent", "Simulate N agents over real MQTT connections."),
     LazyCommand("token", "fleet_server.cli:token_app", "server", "Create and list enrollment tokens."),
