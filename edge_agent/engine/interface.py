@@ -74,6 +74,32 @@ class RunningPipeline(Protocol):
     def stats(self) -> PipelineStats: ...
 
 
+@runtime_checkable
+class StagedModel(Protocol):
+    """A model loaded beside the running one, not serving yet: what a health check probes before a swap."""
+
+    selection: Selection
+
+    def run_sample(self, image: Any | None = None) -> float:
+        """One full pass (preprocess, inference, decoding) on ``image`` (a BGR frame) or a black frame of the
+        model's input size; returns the inference milliseconds, raises whatever the model raises."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class HotSwap(Protocol):
+    """A factory that can change a running pipeline's model between two frames, without stopping its camera,
+    so an update leaves no gap in results. Factories without it are rebuilt by the host instead."""
+
+    def load_model(self, model_dir: Path, manifest: "Manifest", config: "PipelineConfig") -> StagedModel: ...
+
+    def swap(self, pipeline: RunningPipeline, staged: StagedModel) -> None:
+        """Serve ``staged`` from now on; the model it replaces is closed once its frames in flight are done."""
+        ...
+
+
 class PipelineFactory(Protocol):
     """Builds pipelines for the agent's host. ``needs_model`` False means it runs without a model package (the
     simulator's built-in stand-in); ``check_source`` refuses a bad camera spec without opening anything."""

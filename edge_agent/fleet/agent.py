@@ -19,7 +19,7 @@ from edgefleet import protocol
 from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
                                 TwinReported)
 from edge_agent.fleet.commands import CommandTable, builtin_commands
-from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink
+from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink, StagedModel
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
 from edge_agent.fleet.mqtt_client import BrokerSettings, MqttLink
@@ -49,6 +49,16 @@ class EnginePipelineFactory:
         from edge_agent.engine.builder import build_pipeline
 
         return build_pipeline(model_dir, manifest, source_spec, config, sinks, on_camera_event=self.on_camera_event)
+
+    def load_model(self, model_dir: Path, manifest: Manifest, config: PipelineConfig) -> StagedModel:
+        from edge_agent.fleet.engine_swap import load_staged
+
+        return load_staged(model_dir, manifest, config)
+
+    def swap(self, pipeline: RunningPipeline, staged: StagedModel) -> None:
+        from edge_agent.fleet.engine_swap import swap_staged
+
+        swap_staged(pipeline, staged)
 
     def check_source(self, spec: str) -> None:
         """Parse a camera spec the way the engine will (raises SourceError); nothing is opened."""

@@ -4,6 +4,11 @@ A change (camera, model, backend, thresholds) builds a new pipeline from a :clas
 cannot be built or started, the previous spec is started again and the error goes back to the caller, so a
 bad desired state never leaves the device dark. Frame counters are kept cumulative across rebuilds, so the
 fleet sees monotonic counts for the life of the agent.
+
+A new model goes through :meth:`PipelineHost.switch_model`: where the factory can swap models in place and
+only the model changes, the new one is loaded beside the serving one, checked on a sample, swapped in between
+two frames and watched on live frames, and swapped back if it fails, so results never stop; otherwise the
+pipeline is rebuilt and watched the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgefleet.protocol import PipelineConfig
-from edge_agent.engine.interface import PipelineFactory, PipelineStats, RunningPipeline, Selection, Sink
+from edge_agent.engine.interface import (HotSwap, PipelineFactory, PipelineStats, RunningPipeline, Selection, Sink,
+                                        StagedModel)
 from edge_agent.errors import AgentError, ConfigError
+from edge_agent.fleet.health import HealthPolicy, HealthResult, check_sample, watch_frames
 from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,7 @@ class PipelineHost:
     _base: PipelineStats = field(default_factory=PipelineStats)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     rebuilds: int = 0
+    swaps: int = 0
 
     @property
     def spec(self) -> RunSpec | None:
@@ -92,6 +100,73 @@ class PipelineHost:
                         self._running = _Running(previous)
                 message = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
                 raise ConfigError(message) from exc
+
+    def switch_model(self, spec: RunSpec, policy: HealthPolicy) -> HealthResult:
+        """Run ``spec`` (a new model) if it passes ``policy``; otherwise the previous spec runs again and the
+        result says why. ConfigError when the new model cannot even be built (the previous spec runs again)."""
+        with self._lock:
+            previous = self.spec
+            hot = self._hot_swappable(spec, previous)
+            checked = self._stage_and_check(spec, policy, swap_in=hot)
+            if not checked.ok:
+                return checked
+            if not hot:
+                self.apply(spec)
+        watched = watch_frames(self.stats, policy)
+        result = replace(watched, sample_ms=checked.sample_ms)
+        if not watched.ok and previous is not None:
+            with self._lock:
+                self._swap_back(previous)
+        return result
+
+    def _hot_swappable(self, spec: RunSpec, previous: RunSpec | None) -> bool:
+        if not isinstance(self.factory, HotSwap) or previous is None or not self.running:
+            return False
+        if previous.model_dir is None or spec.model_dir is None or spec.manifest is None:
+            return False
+        same_run = RunSpec(previous.camera, previous.config, spec.model_dir, spec.manifest)
+        return not spec.needs_rebuild(same_run)
+
+    def _stage_and_check(self, spec: RunSpec, policy: HealthPolicy, *, swap_in: bool) -> HealthResult:
+        """Load the new model beside the serving one and try it on a sample; with ``swap_in`` and a pass, it
+        serves from the next frame. Without the HotSwap seam there is nothing to stage: the rebuild checks."""
+        if not isinstance(self.factory, HotSwap) or spec.model_dir is None or spec.manifest is None:
+            return HealthResult(True)
+        try:
+            staged: StagedModel = self.factory.load_model(spec.model_dir, spec.manifest, spec.config)
+        except Exception as exc:  # noqa: BLE001 - a model that does not load is a refused change
+            message = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
+            raise ConfigError(message) from exc
+        result = check_sample(staged, policy)
+        if not result.ok or not swap_in:
+            staged.close()
+            return result
+        try:
+            self.factory.swap(self._running.pipeline, staged)
+        except Exception as exc:  # noqa: BLE001
+            staged.close()
+            raise ConfigError(f"could not swap the model in: {exc}") from exc
+        self._running = _Running(spec, self._running.pipeline, staged.selection)
+        self.swaps += 1
+        log.info("model swapped in place: %s", staged.selection)
+        return result
+
+    def _swap_back(self, previous: RunSpec) -> None:
+        """The previous model again, in place when possible (results keep coming), else by a rebuild."""
+        try:
+            if self._hot_swappable(previous, self.spec):
+                staged = self.factory.load_model(previous.model_dir, previous.manifest, previous.config)
+                self.factory.swap(self._running.pipeline, staged)
+                self._running = _Running(previous, self._running.pipeline, staged.selection)
+                self.swaps += 1
+                return
+        except Exception:  # noqa: BLE001
+            log.exception("could not swap the previous model back in place; rebuilding")
+        try:
+            self._switch_to(previous)
+        except Exception:  # noqa: BLE001
+            log.exception("could not restart the previous pipeline either")
+            self._running = _Running(previous)
 
     def restart(self) -> None:
         with self._lock:

@@ -134,6 +134,23 @@ class SyntheticPipeline:
             inference_ms_p95=float(np.percentile(inf, 95)))
 
 
+class SimStagedModel:
+    """The stand-in model for a delivered package (its labels), loaded beside the running one."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.selection = SIM_SELECTION
+
+    def run_sample(self, image: Any | None = None) -> float:
+        probe = SyntheticPipeline("synthetic", PipelineConfig(), [], self.labels)
+        started = time.perf_counter()
+        probe._infer(probe._frame(0) if image is None else image)
+        return (time.perf_counter() - started) * 1000.0
+
+    def close(self) -> None:
+        """Nothing to release: the stand-in holds no runtime."""
+
+
 class SimPipelineFactory:
     """Builds :class:`SyntheticPipeline` s; ``fps`` applies when the pipeline config sets no ``max_fps``."""
 
@@ -153,6 +170,16 @@ class SimPipelineFactory:
             config = config.model_copy(update={"max_fps": self.fps})
         pipeline = SyntheticPipeline(camera, config, sinks, labels)
         return pipeline, SIM_SELECTION
+
+    def load_model(self, model_dir: Path, manifest: Any, config: PipelineConfig) -> SimStagedModel:
+        check_model_loads(Path(model_dir), manifest)
+        return SimStagedModel(manifest.labels)
+
+    def swap(self, pipeline: Any, staged: Any) -> None:
+        """The simulated camera keeps running; classification uses the new labels from the next frame."""
+        if not isinstance(pipeline, SyntheticPipeline) or not isinstance(staged, SimStagedModel):
+            raise SourceError("a simulated device can only swap its own stand-in models")
+        pipeline.labels = staged.labels
 
     def check_source(self, spec: str) -> None:
         check_sim_source(spec)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Slot = Literal["A", "B"]
 POINTER = "current.json"
+UPDATE = "update.json"  # the last update's final state, reported until the next update ends
 PACKAGE_SHA = ".package-sha256"
 
 
@@ -139,3 +140,18 @@ class ModelSlots:
         self._write_pointer(previous, pointer.get("active"))
         log.warning("rolled back to slot %s", previous)
         return self.info(previous)
+
+    # the last update's final state ---------------------------------------------------------------
+    def record_update(self, sha256: str, state: str, reason: str | None = None) -> dict:
+        """Persist how the last update ended, beside the pointer, so a restarted agent still reports it."""
+        update = {"sha256": sha256, "state": state, "reason": reason[:300] if reason else None}
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / UPDATE, json.dumps(update) + "\n")
+        return update
+
+    def last_update(self) -> dict | None:
+        try:
+            update = json.loads((self.root / UPDATE).read_text())
+        except (OSError, ValueError):
+            return None
+        return update if isinstance(update, dict) else None

@@ -3,8 +3,9 @@
 A desired state changes the pipeline config, the camera and the model without restarting the agent. What
 cannot be applied (an unknown camera, a backend that will not load, a model package that is missing or
 tampered with) is refused with ``last_error`` in the reported twin while the previous pipeline keeps
-running. A new model goes through the A/B slots: install into the idle slot, switch, and roll back if the
-pipeline cannot load it. A package not cached locally is fetched by the downloader (edge_agent.fleet.ota) while
+running. A new model goes through the A/B slots: install into the idle slot, switch under a health check
+(edge_agent.fleet.health), and roll back if it cannot load or fails the check; how each update ended is kept
+in the slots' state and reported as ``properties["update"]``. A package not cached locally is fetched by the downloader (edge_agent.fleet.ota) while
 the current model keeps running; when it has arrived, :meth:`TwinManager.reapply` installs it.
 """
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from edgefleet import protocol
 from edgefleet.protocol import Event, ModelRef, PipelineConfig, TwinDesired, TwinReported
 from edge_agent.errors import AgentError, ConfigError, ModelInstallError
+from edge_agent.fleet.health import HealthPolicy, UpdateState
 from edge_agent.fleet.host import PipelineHost, RunSpec
 from edge_agent.fleet.ota import DownloadPending
 from edge_agent.fleet.slots import ModelSlots, SlotInfo
@@ -54,6 +56,7 @@ class TwinManager:
         if self.applied.camera is None:
             self.applied = self.applied.model_copy(update={"camera": default_camera})
         self.model: SlotInfo | None = slots.active() if slots else None
+        self.update: dict | None = slots.last_update() if slots else None  # properties["update"]
         self.last_error: str | None = None
         self.rejected = 0
         self._lock = threading.RLock()
@@ -86,29 +89,26 @@ class TwinManager:
             self.desired = desired
             errors: list[str] = []
             camera = desired.camera or self.camera
-            model = self.model
+            model = was = self.model
             switched = False
             if desired.model is not None and not _same_model(model, desired.model):
                 try:
+                    self._refuse_rolled_back(desired.model)
                     model, switched = self._prepare_model(desired.model, desired.revision), True
                 except DownloadPending:
                     pass  # the current model keeps running until the package has arrived
                 except AgentError as exc:
                     errors.append(str(exc))
+            spec = self._spec(camera, desired.pipeline, model)
             try:
-                self.host.apply(self._spec(camera, desired.pipeline, model))
+                if switched:
+                    model = self._switch(spec, model, desired, errors)
+                else:
+                    self.host.apply(spec)
             except ConfigError as exc:
-                if not switched:
-                    errors.append(f"desired revision {desired.revision} refused: {exc}")
-                    return self._finish(desired.revision, errors, None)
-                errors.append(f"model {model.manifest.name} {model.manifest.version} failed to load: {exc}")
-                model = self._rollback()
-                try:
-                    self.host.apply(self._spec(camera, desired.pipeline, model))
-                except ConfigError as exc2:
-                    errors.append(f"desired revision {desired.revision} refused: {exc2}")
-                    return self._finish(desired.revision, errors, None)
-            if switched and model is not None and model is not self.model:
+                errors.append(f"desired revision {desired.revision} refused: {exc}")
+                return self._finish(desired.revision, errors, None)
+            if switched and model is not None and model is not was:
                 self.emit_event(Event(kind="model", message=f"now running {model.manifest.name} "
                                       f"{model.manifest.version} from slot {model.slot}",
                                       data={"sha256": model.package_sha256, "slot": model.slot}))
@@ -118,6 +118,39 @@ class TwinManager:
             return self._finish(desired.revision, errors,
                                 AppliedState(desired_revision=desired.revision, pipeline=desired.pipeline,
                                              camera=camera))
+
+    def _switch(self, spec: RunSpec, model: SlotInfo, desired: TwinDesired, errors: list[str]) -> SlotInfo | None:
+        """Switch to the newly activated ``model`` under the health check; on any failure go back to the
+        previous slot (ConfigError only when even that cannot run). Every path records the update's end."""
+        selection = self.host.selection
+        policy = HealthPolicy.from_properties(desired.properties, model.manifest,
+                                              desired.pipeline.backend or (selection.backend if selection else None))
+        name = f"model {model.manifest.name} {model.manifest.version}"
+        self.model = model  # telemetry names what serves frames, the new model included while it is checked
+        try:
+            result = self.host.switch_model(spec, policy)
+            reason = None if result.ok else f"{name} failed its health check: {result.reason}"
+        except ConfigError as exc:
+            result, reason = None, f"{name} failed to load: {exc}"
+        if reason is None:
+            self._record_update(model.package_sha256, "succeeded")
+            return model
+        errors.append(reason)
+        self._record_update(model.package_sha256, "rolled_back", reason)
+        previous = self.model = self._rollback()
+        # the host went back to the previous spec; the desired camera and config still apply (a no-op if same)
+        self.host.apply(self._spec(spec.camera, spec.config, previous))
+        return previous
+
+    def _refuse_rolled_back(self, ref: ModelRef) -> None:
+        """A package that failed its check here once is not tried again on every twin message or restart."""
+        update = self.update or {}
+        if update.get("sha256") == ref.sha256 and update.get("state") == "rolled_back":
+            raise ModelInstallError(f"model {ref.name} {ref.version} was rolled back here: {update.get('reason')}")
+
+    def _record_update(self, sha256: str, state: UpdateState, reason: str | None = None) -> None:
+        if self.slots is not None:
+            self.update = self.slots.record_update(sha256, state, reason)
 
     def apply_pipeline_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
         """A local change (the `set_config` command): same path and same refusal rules as a desired twin."""
@@ -151,6 +184,7 @@ class TwinManager:
             installed = self.slots.install(package, expect=ref)
         except ModelInstallError as exc:
             self._ota_outcome(ref, "failed", str(exc))
+            self._record_update(ref.sha256, "failed", str(exc))
             raise
         active = self.slots.activate(installed.slot)
         self._ota_outcome(ref, "installed")
@@ -176,6 +210,7 @@ class TwinManager:
             error = str(status.get("error"))
             if status.get("state") == "failed" and was != "failed" and error not in (self.last_error or ""):
                 self._error(f"model delivery {status.get('sha256', '')[:12]} failed: {error}")
+                self._record_update(str(status.get("sha256", "")), "failed", f"delivery failed: {error}")
             self.report()
 
     def _rollback(self) -> SlotInfo | None:
@@ -216,7 +251,8 @@ class TwinManager:
             backend=(selection.backend if selection else None), device=(selection.device if selection else None), camera=self.camera,
             config_hash=protocol.config_hash(self.pipeline_config), slot=self.model.slot if self.model else None,
             properties={**({"selection_reason": selection.reason} if selection is not None else {}),
-                        **({"ota": self.ota} if self.ota else {})},
+                        **({"ota": self.ota} if self.ota else {}),
+                        **({"update": self.update} if self.update else {})},
             last_error=self.last_error,
         )
 
