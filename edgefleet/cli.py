@@ -18,7 +18,7 @@ COMMANDS = (
     LazyCommand("model", "edgefleet.model_cli:model_app", "agent",
                 "Model packages: package, import, verify, publish, ls, bench, quantize."),
     LazyCommand("rollout", "fleet_server.rollout_cli:rollout_app", "server",
-                "Roll a registry model out to devices in waves: create, status, pause, resume, abort."),
+                "Roll a model out in waves: create, status, pause, resume, abort."),
     LazyCommand("server", "fleet_server.cli:server_app", "server", "Run the fleet server."),
     LazyCommand("sim", "edge_agent.cli.sim:sim_command", "agent", "Simulate N agents over real MQTT connections."),
     LazyCommand("token", "fleet_server.cli:token_app", "server", "Create and list enrollment tokens."),
