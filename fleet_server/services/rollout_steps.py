@@ -179,6 +179,9 @@ def _wave_done(session: Session, rollout: Rollout, wave: list[RolloutDevice], rd
                           f"{rollout.max_failure_percent:g}% allowed")
         audit.record(session, actor=f"rollout:{rollout.id}", action="rollout.halt", target=str(rollout.id),
                      details={"reason": rollout.reason})
+        for rd in rds:
+            if rd.state == "pending":
+                rd.reason = "not started: the rollout halted"
         return _roll_back(session, rollout, rds, now) if rollout.rollback_on_halt else []
     if rollout.current_wave >= rollout.waves:
         rollout.state, rollout.finished_at, rollout.reason = "succeeded", now, None

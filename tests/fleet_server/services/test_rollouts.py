@@ -73,6 +73,9 @@ def test_a_failing_canary_halts_and_rolls_the_started_devices_back(db: Database)
     assert states(db, rid) == {canary[0]: "rolled_back", canary[1]: "failed",
                                **{d: "pending" for d in states(db, rid) if d not in canary}}
     assert all(desired_model(db, f"cam-{i}") == OLD for i in range(4))
+    with db.session() as s:
+        assert {rd.reason for rd in rollouts.devices_of(s, rid) if rd.state == "pending"} == \
+            {"not started: the rollout halted"}
     assert sent.sent.count(canary[0]) == 2 and sent.sent.count(canary[1]) == 2  # switched, then set back
     with db.session() as s:
         assert audit.entries(s, action="rollout.halt")[0].target == str(rid)
