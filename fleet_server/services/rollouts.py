@@ -139,6 +139,11 @@ def create(session: Session, spec: RolloutCreate, *, actor: str, actor_role: str
 
 
 def get_rollout(session: Session, rollout_id: int, *, for_update: bool = False) -> Rollout:
+    """The rollout or NotFound. `for_update` holds its row until commit, so the scheduler's step and an
+    operator's pause or abort never interleave (SQLite: a no-op write first takes the database write lock)."""
+    if for_update and session.get_bind().dialect.name == "sqlite":
+        session.execute(sa.update(Rollout).where(Rollout.id == rollout_id).values(state=Rollout.state)
+                        .execution_options(synchronize_session=False))
     q = sa.select(Rollout).where(Rollout.id == rollout_id)
     if for_update:
         q = q.with_for_update().execution_options(populate_existing=True)
