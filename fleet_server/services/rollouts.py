@@ -24,7 +24,8 @@ FINAL_DEVICE_STATES = ("succeeded", "failed", "rolled_back", "timed_out")
 # The benchmark is the median inference latency on the build machine; a device's end-to-end p95 includes
 # capture, preprocessing and a slower CPU, so the default gate leaves this much headroom over it.
 BENCHMARK_HEADROOM = 10.0
-_TARGET = re.compile(r"^(all|tag=[^=\s]{1,64}=[^\s]{1,128}|device=[a-z0-9][a-z0-9-]{0,62})$")
+# device=ID takes ids as the protocol allows them (edgefleet.protocol.validate_device_id)
+_TARGET = re.compile(r"^(all|tag=[^=\s]{1,64}=[^\s]{1,128}|device=[a-z0-9][a-z0-9_-]{2,62})$")
 
 
 class RolloutCreate(BaseModel):
