@@ -17,6 +17,8 @@ COMMANDS = (
     LazyCommand("devices", "fleet_server.cli:devices_app", "server", "List, inspect and manage devices."),
     LazyCommand("model", "edgefleet.model_cli:model_app", "agent",
                 "Model packages: make, import, verify, publish, list."),
+    LazyCommand("rollout", "fleet_server.rollout_cli:rollout_app", "server",
+                "Roll a model out in waves: create, status, pause, resume, abort."),
     LazyCommand("server", "fleet_server.cli:server_app", "server", "Run the fleet server."),
     LazyCommand("sim", "edge_agent.cli.sim:sim_command", "agent", "Simulate N agents over real MQTT connections."),
     LazyCommand("token", "fleet_server.cli:token_app", "server", "Create and list enrollment tokens."),

@@ -18,11 +18,12 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import apikeys, audit, devices, enroll, errors, health, models, tokens, twin
+from fleet_server.api import apikeys, audit, devices, enroll, errors, health, models, rollouts, tokens, twin
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
 from fleet_server.ingest import Ingest
 from fleet_server.fleet import Fleet
+from fleet_server.rollout_scheduler import RolloutScheduler
 from fleet_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,15 @@ async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
 
 def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     """The server app. `start_mqtt=False` runs the HTTP API alone (tests of the API without a broker:
-    twin changes are then stored and reported as not published)."""
+    twin changes are then stored and reported as not published, and no rollout scheduler runs, so rollouts
+    move only when a test ticks one)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet: Fleet | None = None
         republisher: _Republisher | None = None
         sweeper: asyncio.Task | None = None
+        scheduler: RolloutScheduler | None = None
         try:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
@@ -133,6 +136,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
                 sweeper = asyncio.create_task(_sweep_retained(fleet))
+                scheduler = RolloutScheduler(fleet.db, fleet.publish_desired).start()
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
         except BaseException as exc:
@@ -145,11 +149,13 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            if scheduler is not None:
+                await anyio.to_thread.run_sync(scheduler.stop)
             await _shutdown(fleet, republisher)
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
                   openapi_url="/openapi.json",
-                  description="Enrollment, device inventory, twin, model registry, API keys and audit log of an "
+                  description="Enrollment, device inventory, twin, model registry, rollouts, API keys and audit log of an "
                               "edgefleet fleet.")
     errors.install(app)
     _install_openapi(app)
@@ -157,7 +163,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, models, apikeys, audit):
+    for module in (enroll, tokens, devices, twin, models, rollouts, apikeys, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

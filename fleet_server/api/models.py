@@ -170,9 +170,10 @@ def get_model(session: SessionDep, _key: ViewerKey, name: ModelName, version: Mo
 
 
 @router.delete("/{name}/{version}", response_model=ModelDetail,
-               responses=_documented({404: _NOT_HERE, 409: "an active device's desired twin still names the package"}))
+               responses=_documented({404: _NOT_HERE, 409: "an active device's desired twin or a running or paused "
+                                                               "rollout still names the package"}))
 def delete_model(session: SessionDep, store: StoreDep, key: AdminKey, name: ModelName,
                  version: ModelVersion) -> ModelDetail:
     """Remove a package from the registry and its file from the server; refused while a device's desired twin
-    still names it."""
+    or a running or paused rollout still names it."""
     return _detail(registry.delete(session, store, name, version, actor=apikeys.actor_of(key)))

@@ -122,3 +122,53 @@ class ModelPackage(Base):
     manifest: Mapped[JsonDict]
     uploaded_by: Mapped[str] = mapped_column(sa.String(128))
     uploaded_at: Mapped[datetime]
+
+
+class Rollout(Base):
+    """A staged rollout of one registry package: a canary wave, then `waves` equal waves. Every decision the
+    scheduler takes is stored here and in `rollout_devices`, so a restarted server continues where it was."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    model_sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    model_name: Mapped[str] = mapped_column(sa.String(128))
+    model_version: Mapped[str] = mapped_column(sa.String(64))
+    model_size: Mapped[int] = mapped_column(sa.BigInteger())
+    target: Mapped[str] = mapped_column(sa.String(300), doc="all | tag=K=V | device=ID")
+    canary_percent: Mapped[float] = mapped_column(sa.Float())
+    waves: Mapped[int]
+    max_failure_percent: Mapped[float] = mapped_column(sa.Float())
+    wave_timeout_s: Mapped[int]
+    rollback_on_halt: Mapped[bool]
+    forced: Mapped[bool] = mapped_column(doc="an admin rolled out a package marked not deployable")
+    window_start_hour: Mapped[int | None] = mapped_column(doc="device-local hour a switch may start (inclusive)")
+    window_end_hour: Mapped[int | None] = mapped_column(doc="device-local hour switches stop (exclusive)")
+    min_fps: Mapped[float | None] = mapped_column(sa.Float())
+    max_p95_ms: Mapped[float | None] = mapped_column(sa.Float())
+    max_error_rate: Mapped[float | None] = mapped_column(sa.Float())
+    state: Mapped[str] = mapped_column(sa.String(16), index=True, doc="running|paused|halted|aborted|succeeded")
+    current_wave: Mapped[int] = mapped_column(default=0, doc="0 is the canary")
+    reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class RolloutDevice(Base):
+    """One device's part in a rollout: its wave, where its update stands, and the model to go back to."""
+
+    __tablename__ = "rollout_devices"
+    __table_args__ = (sa.UniqueConstraint("rollout_id", "device_id", name="uq_rollout_devices_rollout_device"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    rollout_id: Mapped[int] = mapped_column(sa.ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[str] = mapped_column(sa.String(63), sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    wave: Mapped[int]
+    state: Mapped[str] = mapped_column(sa.String(16),
+                                       doc="pending|updating|succeeded|failed|rolled_back|timed_out")
+    reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    previous_model: Mapped[JsonDict | None] = mapped_column(doc="the desired ModelRef before the switch")
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

@@ -18,6 +18,7 @@ from fleet_server.errors import Conflict, NotFound
 from fleet_server.model_store import ModelStore
 from fleet_server.services import audit
 from fleet_server.services.devices import list_devices
+from fleet_server.services.rollouts import in_use
 from fleet_server.services.twin import desired_model_sha256
 from models.manifest import Manifest
 from models.signing import PublicKeyLike
@@ -100,9 +101,10 @@ def _index(session: Session, manifest: Manifest, sha256: str, size: int, actor: 
 
 
 def users_of(session: Session, sha256: str) -> list[str]:
-    """What still needs the package, as readable names: active devices whose desired twin names it.
-    Rollouts, once they exist, add theirs here (a rollout that uses the package blocks its deletion too)."""
-    return [f"device {device.id}" for device in list_devices(session) if desired_model_sha256(device) == sha256]
+    """What still needs the package, as readable names: running or paused rollouts of it, and active devices
+    whose desired twin names it."""
+    devices = [f"device {device.id}" for device in list_devices(session) if desired_model_sha256(device) == sha256]
+    return in_use(session, sha256) + devices
 
 
 def delete(session: Session, store: ModelStore, name: str, version: str, *, actor: str) -> ModelPackage:

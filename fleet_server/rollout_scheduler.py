@@ -1,0 +1,69 @@
+"""The thread that moves rollouts along: every tick it re-reads the active rollouts from the database and takes
+one step of each (services.rollout_steps), then publishes the desired twins that step changed.
+
+It keeps nothing between ticks, so a server that restarts mid-rollout continues from the database, and
+`tick()` can be called directly (with a chosen `now`) by whoever wants a step without the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from fleet_server.db import Database
+from fleet_server.services import rollouts
+from fleet_server.services.rollout_steps import step, utcnow
+
+log = logging.getLogger(__name__)
+TICK_S = 1.0
+
+
+class RolloutScheduler:
+    """`publish(device_id) -> bool` sends a device's stored desired twin (Fleet.publish_desired); a twin it
+    could not send stays stored and goes out when the bridge reconnects."""
+
+    def __init__(self, db: Database, publish: Callable[[str], bool], *, tick_s: float = TICK_S) -> None:
+        self._db = db
+        self._publish = publish
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self, now: datetime | None = None) -> int:
+        """One step of every running or paused rollout; returns how many desired twins changed. A rollout
+        whose step fails is logged and tried again next tick; the others still move."""
+        now = now or utcnow()
+        with self._db.session() as session:
+            ids = [r.id for r in rollouts.list_rollouts(session) if r.state in rollouts.ACTIVE]
+        changed = 0
+        for rollout_id in ids:
+            try:
+                with self._db.session() as session:
+                    devices = step(session, rollout_id, now=now)
+                    session.commit()
+            except Exception:  # noqa: BLE001 - one rollout's trouble must not stop the others
+                log.exception("rollout %d: step failed; trying again next tick", rollout_id)
+                continue
+            for device_id in devices:
+                self._publish(device_id)
+            changed += len(devices)
+        return changed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the database may be briefly away; the next tick retries
+                log.exception("rollout scheduler tick failed")
+
+    def start(self) -> "RolloutScheduler":
+        self._thread = threading.Thread(target=self._run, name="rollout-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

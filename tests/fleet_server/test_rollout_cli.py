@@ -1,0 +1,82 @@
+"""`edgefleet rollout ...` as a user runs it, against a whole server running in-process (HTTP only: the test
+takes the scheduler's steps itself, so what the commands see does not depend on timing)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgefleet.cli import cli
+from fleet_server.rollout_scheduler import RolloutScheduler
+from fleet_server.server import ServerHandle, start_server_in_thread
+from fleet_server.settings import ServerSettings
+from tests.fleet_server.model_packages import Packer
+
+runner = CliRunner()
+NO_ENV = {"EDGEFLEET_API_KEY": None, "EDGEFLEET_API_KEY_FILE": None, "EDGEFLEET_SERVER": None, "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    settings = ServerSettings(state_dir=tmp_path_factory.mktemp("rollout-cli") / "server", port=0,
+                              embedded_broker_port=0)
+    with start_server_in_thread(settings, start_mqtt=False) as handle:
+        yield handle
+
+
+def rollout(server: ServerHandle, *args: str):  # noqa: ANN201 - click Result
+    return runner.invoke(cli, ["rollout", *args, "--server", server.url, "--api-key", server.admin_key],
+                         env=NO_ENV)
+
+
+def _publish(server: ServerHandle, tmp_path: Path, name: str, **flags: object) -> None:
+    package = Packer.for_server(server.settings.signing_key_path(), tmp_path / "work").make(name=name, **flags)
+    result = runner.invoke(cli, ["model", "publish", str(package), "--server", server.url, "--api-key",
+                                 server.admin_key], env=NO_ENV)
+    assert result.exit_code == 0, result.output
+
+
+def test_create_status_pause_resume_abort(server: ServerHandle, tmp_path: Path) -> None:
+    _publish(server, tmp_path, "cli-roll")
+    made = rollout(server, "create", "--model", "cli-roll:1.0.0", "--target", "tag=site=nowhere", "--canary", "10%",
+                   "--waves", "3", "--max-failures", "5%", "--json")
+    assert made.exit_code == 0, made.output
+    view = json.loads(made.stdout)
+    assert (view["canary_percent"], view["waves"], view["max_failure_percent"]) == (10.0, 3, 5.0)
+    rid = str(view["id"])
+    shown = rollout(server, "status", rid)
+    assert shown.exit_code == 0 and "canary" in shown.stdout and "running" in shown.stdout
+    assert "paused" in rollout(server, "pause", rid).stdout
+    again = rollout(server, "pause", rid)
+    assert again.exit_code == 1 and "cannot pause" in again.stderr
+    assert "running" in rollout(server, "resume", rid).stdout
+    assert json.loads(rollout(server, "abort", rid, "--json").stdout)["state"] == "aborted"
+    watched = rollout(server, "status", rid, "--watch")
+    assert watched.exit_code == 1 and "aborted" in watched.stdout
+
+
+def test_watch_exits_0_once_it_succeeded(server: ServerHandle, tmp_path: Path) -> None:
+    _publish(server, tmp_path, "cli-done")
+    rid = json.loads(rollout(server, "create", "--model", "cli-done:1.0.0", "--target", "device=no-such-0000",
+                             "--json").stdout)["id"]
+    RolloutScheduler(server.fleet.db, server.fleet.publish_desired).tick()  # no devices: every wave passes
+    watched = rollout(server, "status", str(rid), "--watch", "--json")
+    assert watched.exit_code == 0 and json.loads(watched.stdout)["state"] == "succeeded"
+
+
+def test_refusals_exit_1_bad_input_2_unreachable_3(server: ServerHandle, tmp_path: Path) -> None:
+    _publish(server, tmp_path, "cli-flagged", flags=["int8 accuracy past the gate"])
+    refused = rollout(server, "create", "--model", "cli-flagged:1.0.0")
+    assert refused.exit_code == 1 and "not deployable" in refused.stderr
+    forced = rollout(server, "create", "--model", "cli-flagged:1.0.0", "--force", "--json")
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["forced"] is True
+    assert rollout(server, "create", "--model", "cli-flagged:1.0.0", "--target", "rack").exit_code == 2
+    assert rollout(server, "create", "--model", "x:1", "--canary", "ten").exit_code == 2
+    assert rollout(server, "status", "9999").exit_code == 1
+    gone = runner.invoke(cli, ["rollout", "status", "1", "--server", "http://127.0.0.1:9", "--api-key", "efk_x"],
+                         env=NO_ENV)
+    assert gone.exit_code == 3
