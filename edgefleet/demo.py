@@ -2,9 +2,10 @@
 
 A fleet server (SQLite, embedded MQTT broker) starts; a model is trained on scikit-learn's digits and signed
 (or, without the training extra, a small ONNX model is built and signed); an enrollment token is made through
-the API; N agents enroll over HTTP, connect over MQTT with their own credentials and run real inference on a
-synthetic camera; the operator's desired twin (model, pipeline settings, a property) goes out retained and
-comes back reported; the summary shows what each device reported over MQTT. Then it serves until Ctrl-C.
+the API; N agents enroll over HTTP and connect over MQTT with their own credentials, with no model. The package
+is published to the server's model registry and rolled out: a canary, then the rest, each agent downloading it
+over MQTT, checking it and reporting; the summary shows what each device reported. Then a package that loads but
+fails its health check is rolled out: the canary halts the rollout and rolls back. Then it serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -96,6 +97,29 @@ def _summary(api, device_ids: list[str]) -> Table:
     return table
 
 
+def _roll_out(api, package: Path, title: str, devices: int) -> None:  # noqa: ANN001 - an httpx client
+    """Publish ``package`` and roll it out to every device: one canary first, then the rest in one wave."""
+    from edgefleet.demo_rollout import follow, publish, roll_out, rollout_table
+
+    console.rule(title)
+    view = publish(api, package)
+    console.print(f"published {view['name']} {view['version']} ({view['size']} bytes, sha256 {view['sha256'][:12]})")
+    canary = max(1.0, 100.0 / devices)
+    rollout_id = roll_out(api, view["name"], view["version"], canary_percent=canary, waves=1)
+    console.print(f"rollout {rollout_id}: canary {canary:.0f}% of {devices}, then one wave; delivered over MQTT")
+    console.print(rollout_table(follow(api, rollout_id, console, timeout=240)))
+
+
+def _broken_package(good: Path, cache: Path, signing_key: Path) -> Path:
+    """A signed package that loads and runs, but whose outputs do not fit its labels (its health check fails)."""
+    from edgefleet.demo_model import build_demo_package
+    from models.package import read_manifest
+
+    manifest = read_manifest(good)
+    return build_demo_package(cache / "broken", signing_key, name=manifest.name, version="9.9.9-broken",
+                              labels=["only", "three", "labels"])
+
+
 def demo_command(
     duration: float = typer.Option(0.0, "--duration", help="Stop by itself after this many seconds (0: until Ctrl-C)"),
     devices: int = typer.Option(3, "--devices", "-n", min=1, max=50, help="How many agents to run"),
@@ -134,32 +158,21 @@ def demo_command(
             agent_dir = run_dir / f"agent-{i}"
             config = enroll(server.url, token.json()["token"], agent_dir, name=f"demo-cam-{i}", source="synthetic")
             config = config.model_copy(update={"telemetry_interval_s": 2.0})
-            (agent_dir / "packages").mkdir(parents=True, exist_ok=True)
-            from models.package import file_sha256
-
-            sha = file_sha256(package)
-            shutil.copy2(package, agent_dir / "packages" / f"{sha}.efpkg")  # OTA download comes in a later issue
             agents.append(Agent(config, agent_dir, source="synthetic").start())
             console.print(f"enrolled {config.device_id} ({config.name}) -> {config.broker_url}")
         ids = [a.config.device_id for a in agents]
         online = _wait(lambda: all(api.get(f"/devices/{d}").json()["online"] for d in ids), 30)
-        console.print(f"all online over MQTT: {online}")
-
-        console.rule("desired twin")
-        from models.package import read_manifest
-
-        manifest = read_manifest(package)
-        desired = {"model": {"name": manifest.name, "version": manifest.version, "sha256": sha,
-                             "size": package.stat().st_size},
-                   "pipeline": {"score_threshold": 0.6, "telemetry_interval_s": 2.0, "max_fps": 15.0},
-                   "camera": "synthetic", "properties": {"site": "demo", "zone": "entrance"}}
+        console.print(f"all online over MQTT, no model yet: {online}")
+        pipeline = {"pipeline": {"score_threshold": 0.6, "telemetry_interval_s": 2.0, "max_fps": 15.0},
+                    "camera": "synthetic", "properties": {"site": "demo", "zone": "entrance"}}
         for d in ids:
-            api.patch(f"/devices/{d}/twin", json=desired).raise_for_status()
-        console.print(f"desired: {manifest.name} {manifest.version} ({manifest.precision}), threshold 0.6, 15 fps cap")
-        synced = _wait(lambda: all(api.get(f"/devices/{d}").json()["in_sync"] for d in ids), 90)
-        console.print(f"reported back and in sync: {synced}")
+            api.patch(f"/devices/{d}/twin", json=pipeline).raise_for_status()
+        _roll_out(api, package, "over-the-air rollout: canary, then the rest", len(ids))
         _wait(lambda: all(api.get(f"/devices/{d}/telemetry", params={"limit": 1}).json() for d in ids), 30)
         time.sleep(4.5)  # let a couple of telemetry periods pass so fps/latency describe the new model
+        console.print(_summary(api, ids))
+        broken = _broken_package(package, state_dir / "cache", signing_key)
+        _roll_out(api, broken, "a package that loads but fails its health check", len(ids))
         console.print(_summary(api, ids))
         console.print(f"\nserving at [bold]{server.url}[/] with admin key [bold]{server.admin_key}[/]; "
                       + ("Ctrl-C to stop" if duration <= 0 else f"stopping in {duration:.0f}s"))

@@ -15,7 +15,10 @@ import numpy as np
 LABELS = ["red", "green", "blue", "grey"]
 
 
-def build_demo_package(out_dir: Path, signing_key: Path) -> Path:
+def build_demo_package(out_dir: Path, signing_key: Path, *, name: str = "demo-colours", version: str = "1.0.0",
+                       labels: list[str] | None = None) -> Path:
+    """The demo model. ``labels`` other than its four makes a package that loads and runs but whose outputs do not
+    fit its labels: what the demo rolls out to show a canary failing its health check and rolling back."""
     import openvino as ov
     import openvino.opset13 as ops
 
@@ -34,9 +37,9 @@ def build_demo_package(out_dir: Path, signing_key: Path) -> Path:
         xml = Path(tmp) / "model.xml"
         ov.save_model(model, xml, compress_to_fp16=False)
         manifest = Manifest(
-            name="demo-colours", version="1.0.0", task="classification",
+            name=name, version=version, task="classification",
             input=InputSpec(shape=[1, 3, 32, 32], color_order="RGB", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0]),
-            output=OutputSpec(decoding="softmax"), labels=LABELS,
+            output=OutputSpec(decoding="softmax"), labels=labels or LABELS,
             runtimes=Runtimes(openvino=OpenVinoFiles(xml="model.xml", bin="model.bin")),
             flags=["demo model built without training: not assessed"],
         )
