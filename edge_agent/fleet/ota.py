@@ -1,18 +1,21 @@
 """Model delivery, the agent's end: fetches a package the desired twin names, block by block over MQTT.
 
 The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``), and the server answers each on
-``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file and recorded in its
-sidecar (edge_agent.fleet.ota_files), so a disconnect, a broker restart or a ``kill -9`` costs at most the
-blocks that were in flight. A block that does not come within ``timeout_s`` is asked for again after a backoff
-delay, at most ``retry.max_attempts`` times; then the download fails with that reason. A block of the wrong
-size, or for an offset not asked for, is refused (counted in ``refused``); a wrong-size block is asked again.
-Once every block is there, size and sha256 are checked, the file becomes the cached package and
-``on_complete`` hands it to the install path (the slots verify the signature; nothing unverified activates).
+``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file; a checkpoint (every
+``save_every_blocks`` blocks or ``save_every_s`` seconds, and when blocks stop coming) flushes it and records the
+blocks in the sidecar (edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in
+flight and a ``kill -9`` at most the blocks since the last checkpoint. A block that does not come within
+``timeout_s`` is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download
+fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
+``refused``); a wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks
+arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
+verify the signature; nothing unverified activates).
 
-Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and the
-final hash run on this downloader's own thread, so a large package never holds up twin handling. Progress goes
-out through ``on_progress`` (throttled to ``progress_every_s``, state changes always) as the reported twin's
-``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total, percent, error.
+Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests, idle
+checkpoints and the final check run on this downloader's own thread, so a large package never holds up twin
+handling. Progress goes out through ``on_progress`` (throttled to ``progress_every_s``, state changes always) as the
+reported twin's ``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total,
+percent, error.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from edgefleet import protocol
 from edgefleet.backoff import Backoff
 from edgefleet.protocol import DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, ModelRef, OtaGet
-from edge_agent.fleet.ota_files import PartialPackage, remove_other_partials
+from edge_agent.fleet.ota_files import SAVE_EVERY_BLOCKS, SAVE_EVERY_S, PartialPackage, remove_other_partials
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 4
@@ -46,7 +49,8 @@ class OtaDownloader:
                  ready: Callable[[], bool], on_progress: Callable[[dict], None],
                  on_complete: Callable[[str], None], block_size: int = DEFAULT_OTA_BLOCK,
                  window: int = DEFAULT_WINDOW, timeout_s: float = 10.0, retry: Backoff = DEFAULT_RETRY,
-                 progress_every_s: float = 0.25) -> None:
+                 progress_every_s: float = 0.25, save_every_blocks: int = SAVE_EVERY_BLOCKS,
+                 save_every_s: float = SAVE_EVERY_S) -> None:
         if not 0 < block_size <= MAX_OTA_BLOCK or window < 1:
             raise ValueError(f"block size must be in 1..{MAX_OTA_BLOCK} and window >= 1")
         self.device_id, self.packages_dir = device_id, Path(packages_dir)
@@ -54,6 +58,7 @@ class OtaDownloader:
         self._on_progress, self._on_complete = on_progress, on_complete
         self.block_size, self.window, self.timeout_s, self.retry = block_size, window, timeout_s, retry
         self.progress_every_s = progress_every_s
+        self.save_every_blocks, self.save_every_s = save_every_blocks, save_every_s
         self.refused: Counter[str] = Counter()  # blocks refused by reason: unexpected, wrong_size
         self.requests = 0
         self._cond = threading.Condition()
@@ -130,6 +135,9 @@ class OtaDownloader:
                 return False
             try:
                 part.write(index, data)
+                if not part.complete and part.checkpoint_due(time.monotonic(), self.save_every_blocks,
+                                                             self.save_every_s):
+                    part.checkpoint()
             except OSError as exc:
                 self._fail(sha256, f"writing the partial package failed: {exc}")
                 return False
@@ -260,6 +268,12 @@ class OtaDownloader:
         self._was_ready = ready
         if self._part is None or self._verify:
             return
+        if self._part.checkpoint_due(now, self.save_every_blocks, self.save_every_s):
+            try:
+                self._part.checkpoint()  # blocks stopped coming: make what arrived durable
+            except OSError as exc:
+                self._fail(self._part.sha256, f"saving the partial package failed: {exc}")
+                return
         if ready and not was_ready:  # (re)connected: what was asked before may be lost; ask again
             for index in list(self._waiting):
                 self._ask(index)
