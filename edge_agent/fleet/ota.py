@@ -11,11 +11,11 @@ fails with that reason. A block of the wrong size, or for an offset not asked fo
 arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
 verify the signature; nothing unverified activates).
 
-Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests, idle
-checkpoints and the final check run on this downloader's own thread, so a large package never holds up twin
-handling. Progress goes out through ``on_progress`` (throttled to ``progress_every_s``, state changes always) as the
-reported twin's ``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total,
-percent, error.
+Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and idle
+checkpoints run on the process's one OTA timer thread (edge_agent.fleet.ota_ticker) and the final check on a
+short-lived thread of its own, so a large package never holds up twin handling. Progress goes out through
+``on_progress`` (throttled to ``progress_every_s``, state changes always) as the reported twin's
+``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total, percent, error.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from edgefleet import protocol
 from edgefleet.backoff import Backoff
 from edgefleet.protocol import DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, ModelRef, OtaGet
 from edge_agent.fleet.ota_files import SAVE_EVERY_BLOCKS, SAVE_EVERY_S, PartialPackage, remove_other_partials
+from edge_agent.fleet.ota_ticker import TICKER
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 4
 DEFAULT_RETRY = Backoff(initial_delay_s=0.5, max_delay_s=10.0, jitter=0.3, max_attempts=5)
-TICK_S = 0.5
+IDLE_S = 2.0  # no block for this long: checkpoint what arrived
 
 
 class DownloadPending(Exception):
@@ -72,21 +73,21 @@ class OtaDownloader:
         self._verify = False
         self._was_ready = False
         self._last_progress = 0.0
+        self._last_block_at = 0.0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._finisher: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
     def start(self) -> "OtaDownloader":
-        self._thread = threading.Thread(target=self._run, name=f"ota-{self.device_id}", daemon=True)
-        self._thread.start()
+        TICKER.add(self)
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(5)
+        TICKER.remove(self)
+        finisher = self._finisher
+        if finisher is not None:
+            finisher.join(5)
         with self._cond:
             if self._part is not None:
                 self._part.close()
@@ -135,8 +136,8 @@ class OtaDownloader:
                 return False
             try:
                 part.write(index, data)
-                if not part.complete and part.checkpoint_due(time.monotonic(), self.save_every_blocks,
-                                                             self.save_every_s):
+                self._last_block_at = now = time.monotonic()
+                if not part.complete and part.checkpoint_due(now, self.save_every_blocks, self.save_every_s):
                     part.checkpoint()
             except OSError as exc:
                 self._fail(sha256, f"writing the partial package failed: {exc}")
@@ -144,9 +145,7 @@ class OtaDownloader:
             del self._waiting[index]
             self._attempts.pop(index, None)
             if part.complete:
-                self._verify = True
-                self._set_state("verifying")
-                self._cond.notify_all()
+                self._verify_now(part)
             else:
                 self._fill()
                 self._emit()
@@ -154,8 +153,8 @@ class OtaDownloader:
 
     # ------------------------------------------------------------------------------------ internals (lock held)
     def _begin(self, ref: ModelRef) -> None:
-        if self._part is not None:
-            self._part.close()
+        if self._part is not None and not self._verify:
+            self._part.close()  # (one being verified is the finisher's to close)
         remove_other_partials(self.packages_dir, ref.sha256)
         self._waiting.clear()
         self._retry_at.clear()
@@ -172,9 +171,7 @@ class OtaDownloader:
         self._status = {"sha256": ref.sha256, "state": "downloading", "bytes": 0, "total": ref.size,
                         "percent": 0.0, "error": None}
         if self._part.complete:
-            self._verify = True
-            self._set_state("verifying")
-            self._cond.notify_all()
+            self._verify_now(self._part)
             return
         self._fill()
         self._emit(force=True)
@@ -213,7 +210,7 @@ class OtaDownloader:
 
     def _fail(self, sha256: str, why: str, discard: bool = False) -> str:
         log.warning("model download %s failed: %s", sha256[:12], why)
-        if self._part is not None:
+        if self._part is not None and (discard or not self._verify):  # (one being verified: the finisher's)
             self._part.discard() if discard else self._part.close()  # a timeout keeps what arrived
         self._part = None
         self._waiting.clear()
@@ -248,29 +245,31 @@ class OtaDownloader:
             self._last_progress = now
             self._on_progress(dict(self._status))
 
-    # ------------------------------------------------------------------------------------ own thread
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cond:
-                self._cond.wait(TICK_S)
-                if self._stop.is_set():
-                    return
-                try:
-                    self._tick(time.monotonic())
-                except Exception:  # noqa: BLE001 - the timer thread must survive any bug
-                    log.exception("OTA timer failed")
-                part = self._part if self._verify else None
-            if part is not None:
-                self._finish(part)
+    def _verify_now(self, part: PartialPackage) -> None:
+        """Every block is here: check and hand over on a thread of its own (a resumed package's earlier blocks
+        are read back for the sha256, which must hold up neither the inbox nor the shared timer)."""
+        self._verify = True
+        self._set_state("verifying")
+        self._finisher = threading.Thread(target=self._finish, args=(part,), name=f"ota-verify-{self.device_id}",
+                                          daemon=True)
+        self._finisher.start()
+
+    # ------------------------------------------------------------------------------------ shared timer thread
+    def tick(self) -> None:
+        """Called by the process's one OTA timer thread (edge_agent.fleet.ota_ticker) (twice a second)."""
+        with self._cond:
+            if not self._stop.is_set():
+                self._tick(time.monotonic())
 
     def _tick(self, now: float) -> None:
         ready, was_ready = self._ready(), self._was_ready
         self._was_ready = ready
         if self._part is None or self._verify:
             return
-        if self._part.checkpoint_due(now, self.save_every_blocks, self.save_every_s):
+        idle = now - self._last_block_at >= IDLE_S  # blocks stopped coming: make what arrived durable now
+        if self._part.checkpoint_due(now, 1 if idle else self.save_every_blocks, self.save_every_s):
             try:
-                self._part.checkpoint()  # blocks stopped coming: make what arrived durable
+                self._part.checkpoint()
             except OSError as exc:
                 self._fail(self._part.sha256, f"saving the partial package failed: {exc}")
                 return

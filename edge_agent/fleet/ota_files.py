@@ -7,7 +7,7 @@ Durability comes in checkpoints, not per block: flushing the file and replacing 
 the disk, not the network, the limit of a download (bench/ota_bench.py). Blocks are written as they come and
 :meth:`PartialPackage.checkpoint` flushes the partial file and then records every block written so far; the
 downloader checkpoints every ``save_every_blocks`` blocks or ``save_every_s`` seconds, whichever comes first, and
-whenever blocks stop coming. A crash therefore costs at most the blocks written since the last checkpoint.
+as soon as blocks stop coming. A crash therefore costs at most the blocks written since the last checkpoint.
 
 Order matters for a power cut as much as for a crash: the bytes are flushed to the partial file before the
 sidecar (replaced atomically) says they are done, so the sidecar never claims bytes that are not on disk.
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".partial"
 SIDECAR_SUFFIX = ".partial.json"
 SAVE_EVERY_BLOCKS = 32
-SAVE_EVERY_S = 1.0
+SAVE_EVERY_S = 5.0
 HASH_AHEAD_BLOCKS = 8  # blocks read back per write to keep the running sha256 going
 
 
