@@ -89,7 +89,7 @@ class OtaDownloader:
         if finisher is not None:
             finisher.join(5)
         with self._cond:
-            if self._part is not None:
+            if self._part is not None and not self._verify:  # (one still being verified: the finisher's)
                 self._part.close()
 
     def status(self) -> dict | None:
@@ -292,7 +292,11 @@ class OtaDownloader:
 
     def _finish(self, part: PartialPackage) -> None:
         """Hash outside the lock (blocks for another download may arrive meanwhile), then hand over."""
-        problem = part.verify_and_finish()
+        try:
+            problem = part.verify_and_finish()
+        except OSError as exc:  # reading back, flushing or renaming: those bytes cannot become the package
+            part.discard()
+            problem = f"the partial package could not be checked: {exc}"
         with self._cond:
             if self._part is not part:
                 return  # replaced by a newer desired model while hashing
