@@ -10,6 +10,13 @@ reads the PUBACKs a publish waits for), so the handler only counts and queues; a
 Each device may have at most ``max_in_flight`` requests queued or being answered: a device that asks for the
 whole package at once gets the rest refused (``busy``) and asks again later, instead of filling the queue.
 
+Per block, the costly parts are looked up once, not each time: the assignment check (a database read in the
+fleet) is remembered for ``assigned_ttl_s`` once it said yes (a refusal is asked again every time, so a fresh
+assignment is served at once; a withdrawn one may still be served for at most the TTL, and those are bytes the
+device was entitled to a moment ago), and each package file stays open for positional reads while requests
+for it come (closed after ``idle_close_s`` without one, and at :meth:`OtaServer.close`). The resolver is still
+asked each time, so a package removed from the registry is refused as ``unknown`` from then on.
+
 Refusals are counted by reason in ``refused`` (like the bridge's counter) and logged rate-limited: unknown
 (no package with that sha256), unassigned (the device's desired twin does not name it), offset_past_end,
 length_too_large (over ``max_block``), busy, publish_failed. None raises into the bridge.
@@ -18,7 +25,9 @@ length_too_large (over ``max_block``), busy, publish_failed. None raises into th
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +49,8 @@ class OtaServer:
     """Answers block requests from a small thread pool; see the module docstring for the rules."""
 
     def __init__(self, resolve: Resolve, assigned: Assigned, publish: PublishBlock, *, workers: int = 8,
-                 max_in_flight: int = 8, max_block: int = MAX_OTA_BLOCK) -> None:
+                 max_in_flight: int = 8, max_block: int = MAX_OTA_BLOCK, assigned_ttl_s: float = 2.0,
+                 idle_close_s: float = 30.0) -> None:
         if not 0 < max_block <= MAX_OTA_BLOCK:
             raise ValueError(f"max_block must be in 1..{MAX_OTA_BLOCK}, got {max_block}")
         self.resolve, self.assigned, self.publish = resolve, assigned, publish
@@ -53,6 +63,9 @@ class OtaServer:
         self._log = ThrottledLog(log)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ota-serve")
         self._closed = False
+        self.assigned_ttl_s, self.idle_close_s = assigned_ttl_s, idle_close_s
+        self._assigned_until: dict[tuple[str, str], float] = {}  # (device, sha256) -> yes until (monotonic)
+        self._files: dict[Path, tuple[int, float]] = {}  # open package -> (fd, last used)
 
     def handle(self, device_id: str, request: OtaGet) -> bool:
         """Queue an answer to ``request`` (on the caller's thread: counting only). False when refused now."""
@@ -92,6 +105,10 @@ class OtaServer:
         with self._lock:
             self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for fd, _used in self._files.values():
+                os.close(fd)
+            self._files.clear()
 
     # ------------------------------------------------------------------------------------- pool threads
     def _answer(self, device_id: str, request: OtaGet) -> None:
@@ -118,20 +135,46 @@ class OtaServer:
         if path is None:
             self._refuse("unknown", device_id, request, "no package with this sha256")
             return None
-        if not self.assigned(device_id, request.sha256):
+        if not self._is_assigned(device_id, request.sha256):
             self._refuse("unassigned", device_id, request, "the device's desired twin does not name this package")
             return None
         try:
-            with open(path, "rb") as fh:
-                size = fh.seek(0, 2)
-                if request.offset >= size:
-                    self._refuse("offset_past_end", device_id, request, f"the package has {size} bytes")
-                    return None
-                fh.seek(request.offset)
-                return fh.read(min(request.length, size - request.offset))
+            fd, size = self._open(Path(path))
         except FileNotFoundError:  # removed from the registry after resolve
             self._refuse("unknown", device_id, request, "the package file is gone")
             return None
+        if request.offset >= size:
+            self._refuse("offset_past_end", device_id, request, f"the package has {size} bytes")
+            return None
+        return os.pread(fd, min(request.length, size - request.offset), request.offset)
+
+    def _is_assigned(self, device_id: str, sha256: str) -> bool:
+        key, now = (device_id, sha256), time.monotonic()
+        with self._lock:
+            if self._assigned_until.get(key, 0.0) > now:
+                return True
+        if not self.assigned(device_id, sha256):
+            return False
+        with self._lock:
+            if len(self._assigned_until) > 10_000:  # bounded: expired entries go first, then all
+                self._assigned_until = {k: t for k, t in self._assigned_until.items() if t > now}
+                if len(self._assigned_until) > 10_000:
+                    self._assigned_until.clear()
+            self._assigned_until[key] = now + self.assigned_ttl_s
+        return True
+
+    def _open(self, path: Path) -> tuple[int, int]:
+        """The package's open descriptor and size (packages are content-addressed: an open file never changes)."""
+        now = time.monotonic()
+        with self._lock:
+            for stale in [p for p, (_fd, used) in self._files.items() if now - used > self.idle_close_s]:
+                os.close(self._files.pop(stale)[0])
+            if path in self._files:
+                fd = self._files[path][0]
+            else:
+                fd = os.open(path, os.O_RDONLY)
+            self._files[path] = (fd, now)
+            return fd, os.fstat(fd).st_size
 
     def _done(self, device_id: str) -> None:
         with self._lock:

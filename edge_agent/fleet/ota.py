@@ -1,17 +1,20 @@
 """Model delivery, the agent's end: fetches a package the desired twin names, block by block over MQTT.
 
 The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``), and the server answers each on
-``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file and recorded in its
-sidecar (edge_agent.fleet.ota_files), so a disconnect, a broker restart or a ``kill -9`` costs at most the
-blocks that were in flight. A block that does not come within ``timeout_s`` is asked for again after a backoff
-delay, at most ``retry.max_attempts`` times; then the download fails with that reason. A block of the wrong
-size, or for an offset not asked for, is refused (counted in ``refused``); a wrong-size block is asked again.
-Once every block is there, size and sha256 are checked, the file becomes the cached package and
-``on_complete`` hands it to the install path (the slots verify the signature; nothing unverified activates).
+``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file; a checkpoint (every
+``save_every_blocks`` blocks or ``save_every_s`` seconds, and when blocks stop coming) flushes it and records the
+blocks in the sidecar (edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in
+flight and a ``kill -9`` at most the blocks since the last checkpoint. A block that does not come within
+``timeout_s`` is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download
+fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
+``refused``); a wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks
+arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
+verify the signature; nothing unverified activates).
 
-Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and the
-final hash run on this downloader's own thread, so a large package never holds up twin handling. Progress goes
-out through ``on_progress`` (throttled to ``progress_every_s``, state changes always) as the reported twin's
+Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and idle
+checkpoints run on the process's one OTA timer thread (edge_agent.fleet.ota_ticker) and the final check on a
+short-lived thread of its own, so a large package never holds up twin handling. Progress goes out through
+``on_progress`` (throttled to ``progress_every_s``, state changes always) as the reported twin's
 ``properties["ota"]``: sha256, state (downloading | verifying | installed | failed), bytes, total, percent, error.
 """
 
@@ -27,12 +30,13 @@ from pathlib import Path
 from edgefleet import protocol
 from edgefleet.backoff import Backoff
 from edgefleet.protocol import DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, ModelRef, OtaGet
-from edge_agent.fleet.ota_files import PartialPackage, remove_other_partials
+from edge_agent.fleet.ota_files import SAVE_EVERY_BLOCKS, SAVE_EVERY_S, PartialPackage, remove_other_partials
+from edge_agent.fleet.ota_ticker import TICKER
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 4
 DEFAULT_RETRY = Backoff(initial_delay_s=0.5, max_delay_s=10.0, jitter=0.3, max_attempts=5)
-TICK_S = 0.5
+IDLE_S = 2.0  # no block for this long: checkpoint what arrived
 
 
 class DownloadPending(Exception):
@@ -46,7 +50,8 @@ class OtaDownloader:
                  ready: Callable[[], bool], on_progress: Callable[[dict], None],
                  on_complete: Callable[[str], None], block_size: int = DEFAULT_OTA_BLOCK,
                  window: int = DEFAULT_WINDOW, timeout_s: float = 10.0, retry: Backoff = DEFAULT_RETRY,
-                 progress_every_s: float = 0.25) -> None:
+                 progress_every_s: float = 0.25, save_every_blocks: int = SAVE_EVERY_BLOCKS,
+                 save_every_s: float = SAVE_EVERY_S) -> None:
         if not 0 < block_size <= MAX_OTA_BLOCK or window < 1:
             raise ValueError(f"block size must be in 1..{MAX_OTA_BLOCK} and window >= 1")
         self.device_id, self.packages_dir = device_id, Path(packages_dir)
@@ -54,6 +59,7 @@ class OtaDownloader:
         self._on_progress, self._on_complete = on_progress, on_complete
         self.block_size, self.window, self.timeout_s, self.retry = block_size, window, timeout_s, retry
         self.progress_every_s = progress_every_s
+        self.save_every_blocks, self.save_every_s = save_every_blocks, save_every_s
         self.refused: Counter[str] = Counter()  # blocks refused by reason: unexpected, wrong_size
         self.requests = 0
         self._cond = threading.Condition()
@@ -67,23 +73,23 @@ class OtaDownloader:
         self._verify = False
         self._was_ready = False
         self._last_progress = 0.0
+        self._last_block_at = 0.0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._finisher: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
     def start(self) -> "OtaDownloader":
-        self._thread = threading.Thread(target=self._run, name=f"ota-{self.device_id}", daemon=True)
-        self._thread.start()
+        TICKER.add(self)
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        TICKER.remove(self)
+        finisher = self._finisher
+        if finisher is not None:
+            finisher.join(5)
         with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(5)
-        with self._cond:
-            if self._part is not None:
+            if self._part is not None and not self._verify:  # (one still being verified: the finisher's)
                 self._part.close()
 
     def status(self) -> dict | None:
@@ -130,15 +136,16 @@ class OtaDownloader:
                 return False
             try:
                 part.write(index, data)
+                self._last_block_at = now = time.monotonic()
+                if not part.complete and part.checkpoint_due(now, self.save_every_blocks, self.save_every_s):
+                    part.checkpoint()
             except OSError as exc:
                 self._fail(sha256, f"writing the partial package failed: {exc}")
                 return False
             del self._waiting[index]
             self._attempts.pop(index, None)
             if part.complete:
-                self._verify = True
-                self._set_state("verifying")
-                self._cond.notify_all()
+                self._verify_now(part)
             else:
                 self._fill()
                 self._emit()
@@ -146,8 +153,8 @@ class OtaDownloader:
 
     # ------------------------------------------------------------------------------------ internals (lock held)
     def _begin(self, ref: ModelRef) -> None:
-        if self._part is not None:
-            self._part.close()
+        if self._part is not None and not self._verify:
+            self._part.close()  # (one being verified is the finisher's to close)
         remove_other_partials(self.packages_dir, ref.sha256)
         self._waiting.clear()
         self._retry_at.clear()
@@ -164,9 +171,7 @@ class OtaDownloader:
         self._status = {"sha256": ref.sha256, "state": "downloading", "bytes": 0, "total": ref.size,
                         "percent": 0.0, "error": None}
         if self._part.complete:
-            self._verify = True
-            self._set_state("verifying")
-            self._cond.notify_all()
+            self._verify_now(self._part)
             return
         self._fill()
         self._emit(force=True)
@@ -205,7 +210,7 @@ class OtaDownloader:
 
     def _fail(self, sha256: str, why: str, discard: bool = False) -> str:
         log.warning("model download %s failed: %s", sha256[:12], why)
-        if self._part is not None:
+        if self._part is not None and (discard or not self._verify):  # (one being verified: the finisher's)
             self._part.discard() if discard else self._part.close()  # a timeout keeps what arrived
         self._part = None
         self._waiting.clear()
@@ -240,26 +245,34 @@ class OtaDownloader:
             self._last_progress = now
             self._on_progress(dict(self._status))
 
-    # ------------------------------------------------------------------------------------ own thread
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cond:
-                self._cond.wait(TICK_S)
-                if self._stop.is_set():
-                    return
-                try:
-                    self._tick(time.monotonic())
-                except Exception:  # noqa: BLE001 - the timer thread must survive any bug
-                    log.exception("OTA timer failed")
-                part = self._part if self._verify else None
-            if part is not None:
-                self._finish(part)
+    def _verify_now(self, part: PartialPackage) -> None:
+        """Every block is here: check and hand over on a thread of its own (a resumed package's earlier blocks
+        are read back for the sha256, which must hold up neither the inbox nor the shared timer)."""
+        self._verify = True
+        self._set_state("verifying")
+        self._finisher = threading.Thread(target=self._finish, args=(part,), name=f"ota-verify-{self.device_id}",
+                                          daemon=True)
+        self._finisher.start()
+
+    # ------------------------------------------------------------------------------------ shared timer thread
+    def tick(self) -> None:
+        """Called by the process's one OTA timer thread (edge_agent.fleet.ota_ticker) (twice a second)."""
+        with self._cond:
+            if not self._stop.is_set():
+                self._tick(time.monotonic())
 
     def _tick(self, now: float) -> None:
         ready, was_ready = self._ready(), self._was_ready
         self._was_ready = ready
         if self._part is None or self._verify:
             return
+        idle = now - self._last_block_at >= IDLE_S  # blocks stopped coming: make what arrived durable now
+        if self._part.checkpoint_due(now, 1 if idle else self.save_every_blocks, self.save_every_s):
+            try:
+                self._part.checkpoint()
+            except OSError as exc:
+                self._fail(self._part.sha256, f"saving the partial package failed: {exc}")
+                return
         if ready and not was_ready:  # (re)connected: what was asked before may be lost; ask again
             for index in list(self._waiting):
                 self._ask(index)
@@ -279,7 +292,11 @@ class OtaDownloader:
 
     def _finish(self, part: PartialPackage) -> None:
         """Hash outside the lock (blocks for another download may arrive meanwhile), then hand over."""
-        problem = part.verify_and_finish()
+        try:
+            problem = part.verify_and_finish()
+        except OSError as exc:  # reading back, flushing or renaming: those bytes cannot become the package
+            part.discard()
+            problem = f"the partial package could not be checked: {exc}"
         with self._cond:
             if self._part is not part:
                 return  # replaced by a newer desired model while hashing

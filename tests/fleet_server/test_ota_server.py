@@ -121,6 +121,37 @@ def test_one_device_cannot_queue_more_than_its_share(env: Env, recorder: OtaReco
         server.close()
 
 
+@pytest.mark.parametrize("ttl", [0.0, 3600.0])
+def test_a_yes_from_the_assignment_check_is_remembered_for_its_ttl_only(env: Env, recorder: OtaRecorder,
+                                                                        bridge: MqttBridge, catalog: Catalog,
+                                                                        package: p.ModelRef, ttl: float) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def assigned(device_id: str, sha256: str) -> bool:
+        asked.append((device_id, sha256))
+        return catalog.assigned(device_id, sha256)
+
+    server = OtaServer(catalog.resolve, assigned, bridge.publish_ota_block, max_block=1024, assigned_ttl_s=ttl)
+    recorder.ota = server
+    try:
+        dev, peer = device(env)
+        ask(peer, dev, package.sha256, 0, 1024)  # a no is never remembered: asked again next time
+        wait_for(lambda: server.refusals() == {"unassigned": 1}, what=lambda: str(server.refused))
+        catalog.assign(dev, package.sha256)
+        ask(peer, dev, package.sha256, 0, 1024)
+        peer.expect(p.ota_data_topic(dev, package.sha256, 0))
+        catalog.assignments.clear()  # the desired twin moved on
+        ask(peer, dev, package.sha256, 1024, 1024)
+        if ttl:
+            peer.expect(p.ota_data_topic(dev, package.sha256, 1024))  # within the TTL: still served
+            assert len(asked) == 2
+        else:
+            wait_for(lambda: server.refusals() == {"unassigned": 2}, what=lambda: str(server.refused))
+            assert len(asked) == 3
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_by_default_a_device_may_fetch_what_its_stored_desired_twin_names(db, tmp_path: Path) -> None:  # noqa: ANN001
     from datetime import datetime, timezone
