@@ -31,14 +31,15 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, *, exclusive:
         else:
             os.replace(tmp, path)
             tmp = ""
-        _sync_dir(path.parent)  # the new name itself must survive a power cut, not only the bytes
+        fsync_dir(path.parent)  # the new name itself must survive a power cut, not only the bytes
         return True
     finally:
         if tmp:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _sync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (file data alone is not enough after a power cut)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from models.errors import IntegrityError, ManifestError, PackageNotFound, SignatureError, UnsafePackageError
 from models.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from edgefleet.files import fsync_dir  # noqa: F401 - re-exported for models.package and models.registry
 
 CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 4 << 20
@@ -126,15 +127,6 @@ def scan(pkg: Path, extract_to: Path | None = None) -> ScanResult:
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError(f"{where}: not a readable package archive ({exc})") from None
     return result
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (file data alone is not enough after a power cut)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_member(pkg: Path, name: str, limit: int) -> bytes | None:

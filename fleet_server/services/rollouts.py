@@ -97,19 +97,13 @@ def default_p95_ms(package: ModelPackage) -> float | None:
     return round(max(timings) * BENCHMARK_HEADROOM, 3) if timings else None
 
 
-def _package(session: Session, name: str, version: str) -> ModelPackage:
-    row = session.scalars(sa.select(ModelPackage).where(ModelPackage.name == name,
-                                                        ModelPackage.version == version)).one_or_none()
-    if row is None:
-        raise NotFound(f"no model {name} {version} in the registry")
-    return row
-
-
 def create(session: Session, spec: RolloutCreate, *, actor: str, actor_role: str) -> Rollout:
     """Plan the rollout's waves over the devices its target matches now. Refused (Forbidden) for a package
     marked not deployable unless an admin forces it; the force is audited. The caller commits."""
     name, _, version = spec.model.partition(":")
-    package = _package(session, name, version)
+    from fleet_server.services.models import get_package  # models imports this module (in_use): import late
+
+    package = get_package(session, name, version)
     if not package.deployable and not spec.force:
         flags = "; ".join(package.manifest.get("flags") or []) or "flagged by training"
         raise Conflict(f"model {name} {version} is marked not deployable ({flags}); an admin may force it")
