@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edgefleet.protocol import Status, Telemetry, TwinReported
+from fleet_server.db.locking import get_for_update
 from fleet_server.db.models import Device, RevokedCert, TelemetryRow
 from fleet_server.errors import Conflict, NotFound
 from fleet_server.services import audit
@@ -19,15 +20,9 @@ def _now() -> datetime:
 
 
 def get_device(session: Session, device_id: str, *, for_update: bool = False) -> Device:
-    """The device or NotFound. `for_update` locks its row for a read-modify-write (PostgreSQL: FOR UPDATE;
-    SQLite: a no-op write first, which takes the database write lock before reading)."""
-    if for_update and session.get_bind().dialect.name == "sqlite":
-        session.execute(sa.update(Device).where(Device.id == device_id).values(desired_revision=Device.desired_revision)
-                        .execution_options(synchronize_session=False))
-    q = sa.select(Device).where(Device.id == device_id)
-    if for_update:
-        q = q.with_for_update().execution_options(populate_existing=True)
-    device = session.scalars(q).one_or_none()
+    """The device or NotFound. `for_update` locks its row for a read-modify-write (fleet_server.db.locking)."""
+    device = (get_for_update(session, Device, Device.id, device_id, Device.desired_revision) if for_update
+              else session.get(Device, device_id))
     if device is None:
         raise NotFound(f"no device {device_id!r}")
     return device

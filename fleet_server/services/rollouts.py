@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
+from fleet_server.db.locking import get_for_update
 from fleet_server.db.models import Device, ModelPackage, Rollout, RolloutDevice
 from fleet_server.errors import Conflict, Forbidden, NotFound
 from fleet_server.services import audit
@@ -135,14 +136,9 @@ def create(session: Session, spec: RolloutCreate, *, actor: str, actor_role: str
 
 def get_rollout(session: Session, rollout_id: int, *, for_update: bool = False) -> Rollout:
     """The rollout or NotFound. `for_update` holds its row until commit, so the scheduler's step and an
-    operator's pause or abort never interleave (SQLite: a no-op write first takes the database write lock)."""
-    if for_update and session.get_bind().dialect.name == "sqlite":
-        session.execute(sa.update(Rollout).where(Rollout.id == rollout_id).values(state=Rollout.state)
-                        .execution_options(synchronize_session=False))
-    q = sa.select(Rollout).where(Rollout.id == rollout_id)
-    if for_update:
-        q = q.with_for_update().execution_options(populate_existing=True)
-    rollout = session.scalars(q).one_or_none()
+    operator's pause or abort never interleave (fleet_server.db.locking)."""
+    rollout = (get_for_update(session, Rollout, Rollout.id, rollout_id, Rollout.state) if for_update
+               else session.get(Rollout, rollout_id))
     if rollout is None:
         raise NotFound(f"no rollout {rollout_id}")
     return rollout
