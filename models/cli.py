@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from edgefleet.paths import default_state_dir, model_registry_dir, signing_key_path, signing_public_key_path
 from models.errors import PackageError
 from models.manifest import Manifest
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 model_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="Model packages: package, import, verify, inspect, keygen, list, add.")
@@ -74,6 +77,20 @@ def _manifest_table(manifest: Manifest, title: str) -> Table:
     for key, value in rows:
         table.add_row(key, escape(str(value)))
     return table
+
+
+def _signing_key(key: Path | None, state_dir: Path | None, *, quiet: bool = False) -> "Ed25519PrivateKey":
+    """The key given, else the fleet's default key, created (and said so) on first use."""
+    from models.signing import key_id, load_or_create_private_key, load_private_key
+
+    if key is not None:
+        return load_private_key(key)
+    default = signing_key_path(_state(state_dir))
+    created = not default.exists()
+    private = load_or_create_private_key(default)
+    if created and not quiet:
+        _out().print(f"created the fleet signing key {default} (key id {key_id(private)})")
+    return private
 
 
 @model_app.command("verify")
@@ -141,7 +158,7 @@ def package_command(
     from pydantic import ValidationError
 
     from models.package import pack
-    from models.signing import key_id, load_or_create_private_key, load_private_key
+    from models.signing import key_id
 
     manifest_path = directory / "manifest.json"
     try:
@@ -156,14 +173,7 @@ def package_command(
     if manifest.runtimes.openvino is not None:
         names |= {manifest.runtimes.openvino.xml, manifest.runtimes.openvino.bin}
     try:
-        if key is not None:
-            private = load_private_key(key)
-        else:
-            default = signing_key_path(_state(state_dir))
-            created = not default.exists()
-            private = load_or_create_private_key(default)
-            if created:
-                _out().print(f"created the fleet signing key {default} (key id {key_id(private)})")
+        private = _signing_key(key, state_dir)
         path = pack(manifest, {name: directory / name for name in sorted(names)}, out, private)
     except PackageError as exc:
         raise _fail(str(exc)) from None
@@ -206,7 +216,7 @@ def import_command(
     nothing is written."""
     from models.importer import ImportRefused, plan_import, read_labels
     from models.package import file_sha256, pack
-    from models.signing import key_id, load_or_create_private_key, load_private_key
+    from models.signing import key_id
 
     try:
         names = read_labels(labels) if labels is not None else None
@@ -216,14 +226,7 @@ def import_command(
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
     try:
-        if key is not None:
-            private = load_private_key(key)
-        else:
-            default = signing_key_path(_state(state_dir))
-            created = not default.exists()
-            private = load_or_create_private_key(default)
-            if created and not as_json:
-                _out().print(f"created the fleet signing key {default} (key id {key_id(private)})")
+        private = _signing_key(key, state_dir, quiet=as_json)
         path = pack(plan.manifest, plan.files, out, private)
     except PackageError as exc:
         raise _fail(str(exc)) from None
