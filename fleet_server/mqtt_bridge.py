@@ -288,8 +288,7 @@ class MqttBridge:
             if not self._limiter.allow(parsed.device_id):
                 self._refuse("rate_limited", topic, f"over {self._limiter.rate:g} messages/s")
                 return
-            parsed, payload = p.decode_for_topic(topic, message.payload)
-            self._dispatch(parsed, payload)
+            self._dispatch(parsed, p.decode_payload(parsed, message.payload))  # topic parsed above
         except p.ProtocolError as exc:
             self._refuse("malformed", topic, str(exc))
         except Exception:  # noqa: BLE001 - a handler bug must not kill the network thread

@@ -19,7 +19,7 @@ from edgefleet.protocol.topics import (  # noqa: F401
 from edgefleet.protocol.messages import (  # noqa: F401
     TS_FLOOR, MAX_CLOCK_SKEW, utcnow, check_timestamp, Message, Status, ModelRef, PipelineConfig, config_hash,
     TwinDesired, TwinReported, Telemetry, Event, Command, CommandReply, OtaGet, PAYLOAD_FOR_TOPIC, decode,
-    decode_for_topic,
+    decode_for_topic, decode_payload,
 )
 from edgefleet.protocol.enrollment import (  # noqa: F401
     EnrollRequest, EnrollResponse,

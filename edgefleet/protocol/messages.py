@@ -238,9 +238,14 @@ def decode_for_topic(topic: str, payload: bytes | str) -> tuple[Topic, Message |
     """Parse a topic and its payload together. OTA data blocks stay raw bytes. A payload over its topic's
     cap (:data:`MAX_PAYLOAD`) is refused before it is parsed."""
     parsed = parse_topic(topic)
+    return parsed, decode_payload(parsed, payload)
+
+
+def decode_payload(parsed: Topic, payload: bytes | str) -> Message | bytes:
+    """The payload of a topic already parsed (a receiver that looked at the topic first need not parse it twice)."""
     if len(payload) > MAX_PAYLOAD[parsed.kind]:
         raise ProtocolError(f"{parsed.kind.value} payload of {len(payload)} bytes is over its cap of "
                             f"{MAX_PAYLOAD[parsed.kind]}")
     if parsed.kind is TopicKind.OTA_DATA:
-        return parsed, bytes(payload if not isinstance(payload, str) else payload.encode())
-    return parsed, decode(PAYLOAD_FOR_TOPIC[parsed.kind], payload)
+        return bytes(payload if not isinstance(payload, str) else payload.encode())
+    return decode(PAYLOAD_FOR_TOPIC[parsed.kind], payload)
