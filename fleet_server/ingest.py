@@ -54,7 +54,8 @@ class Ingest:
         self._apply("command_reply", device_id, devices.touch)
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
-        """Queue the answer first (the OtaServer only counts here; it reads and publishes on its own threads)."""
+        """Hand the request to the OtaServer (it only counts and queues here). No database write: a download asks
+        for a block every few milliseconds, on this thread, and the device's telemetry keeps `last_seen` fresh."""
+        self.metrics.messages_in.labels("ota_get").inc()
         if self.ota is not None:
             self.ota.handle(device_id, request)
-        self._apply("ota_get", device_id, devices.touch)
