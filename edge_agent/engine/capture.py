@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 S = CaptureState
 
 
+_TROUBLE = frozenset({S.RECONNECTING, S.WAITING_FOR_DEVICE, S.ENDED})
+
+
+def _log_level(old: CaptureState, new: CaptureState) -> int:
+    """One line an operator sees per change of the camera's health: losing the stream and getting it back are
+    warnings (shown by default), a start or a stop is info, and each further retry in the same state is debug, so
+    a camera that stays away for an hour does not write a line per attempt."""
+    if old == new:
+        return logging.DEBUG
+    if new in _TROUBLE or (old in _TROUBLE and new == S.STREAMING):
+        return logging.WARNING
+    return logging.INFO
+
+
 class CaptureThread:
     """Owns one source on a background thread. ``get_latest`` gives the newest frame; counters satisfy
     ``captured == delivered + dropped + pending`` at every instant. ``drop_frames`` None means: drop for live
@@ -150,7 +164,7 @@ class CaptureThread:
                 raise RuntimeError(f"capture {self.identity}: illegal transition {old} -> {new} ({reason})")
             self._state = new
             self._cond.notify_all()
-        log.info("capture %s: %s -> %s: %s", self.identity, old.value, new.value, reason)
+        log.log(_log_level(old, new), "capture %s: %s -> %s: %s", self.identity, old.value, new.value, reason)
         if self._on_state is not None:
             try:
                 self._on_state(new.value, reason)

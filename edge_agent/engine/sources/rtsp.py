@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_agent.errors import SourceError
 from edge_agent.engine.sources.base import DEFAULT_PRIORITY, SOURCES, SourceProperties
+from edge_agent.engine.sources.native_logs import quiet_native_video_logs
 
 SCHEMES = ("rtsp", "rtsps")
 _SECRET_QUERY_KEYS = {"password", "passwd", "pass", "pwd", "user", "username", "token", "auth", "key", "secret"}
@@ -98,6 +99,7 @@ class RtspSource:
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
         ]  # fmt: skip
+        quiet_native_video_logs()
         with _ENV_LOCK:
             previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
             if self.transport is not None:

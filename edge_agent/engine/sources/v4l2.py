@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_agent.errors import SourceError
 from edge_agent.engine.sources.base import DEFAULT_PRIORITY, SOURCES, DeviceGone, SourceProperties
+from edge_agent.engine.sources.native_logs import quiet_native_video_logs
 
 if TYPE_CHECKING:
     from edge_agent.engine.discovery.info import CameraInfo
@@ -129,6 +130,7 @@ class V4L2Source:
             return self._properties
         devnode = self._resolve_devnode()
         m = _DEVNODE.match(os.path.realpath(devnode))
+        quiet_native_video_logs()
         cap = cv2.VideoCapture(int(m.group(1)) if m else devnode, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()

@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_agent.errors import EndOfStream, SourceError
 from edge_agent.engine.sources.base import FALLBACK_PRIORITY, SOURCES, SourceProperties
+from edge_agent.engine.sources.native_logs import quiet_native_video_logs
 from edge_agent.engine.sources.pacing import Pacer
 
 
@@ -60,6 +61,7 @@ class VideoFileSource:
             return self._properties
         if not self.path.is_file():
             raise SourceError(f"video file not found: {self.path}")
+        quiet_native_video_logs()
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()

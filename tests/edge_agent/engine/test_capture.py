@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 import tracemalloc
@@ -277,8 +278,10 @@ def test_a_failing_state_listener_does_not_stop_the_capture():
         assert capture.get_latest(timeout=5.0) is not None
 
 
-def test_memory_stays_bounded_across_many_reconnects(tmp_path: Path):
-    """Each reconnect opens a real cv2.VideoCapture; a leaked one costs ~0.5 MB, so 300 would show."""
+def test_memory_stays_bounded_across_many_reconnects(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Each reconnect opens a real cv2.VideoCapture; a leaked one costs ~0.5 MB, so 300 would show. (Each
+    reconnect also logs two warnings, which pytest's own log capture would keep: not the capture's memory.)"""
+    caplog.set_level(logging.ERROR, logger="edge_agent.engine.capture")
     video = write_video(tmp_path / "v.mp4", frames=5)
 
     class FailingFile(VideoFileSource):
@@ -357,3 +360,17 @@ def test_stop_before_start_ends_stopped():
 
 def test_frame_source_protocol_is_satisfied_by_test_sources():
     assert isinstance(GatedSource(), FrameSource) and isinstance(FlakySource(), FrameSource)
+
+
+def test_a_camera_that_stays_away_logs_one_warning_not_one_per_retry(caplog: pytest.LogCaptureFixture):
+    """Operators read the agent's log: losing a camera is one warning with the reason; each retry after it is
+    debug detail, not another line."""
+    caplog.set_level(logging.DEBUG, logger="edge_agent.engine.capture")
+    source = open_source(f"rtsp://127.0.0.1:{free_port()}/nobody-home", open_timeout_s=1)
+    capture = CaptureThread(source, reconnect=ReconnectPolicy(initial_delay_s=0.01, max_delay_s=0.01)).start()
+    try:
+        wait_for(lambda: sum("-> reconnecting" in r.getMessage() for r in caplog.records) >= 5, timeout=30)
+    finally:
+        capture.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "opening -> reconnecting: cannot connect to rtsp://127.0.0.1" in warnings[0]
