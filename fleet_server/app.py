@@ -97,6 +97,7 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
     ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server())
     return MqttBridge(url, ingest, username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
+                      signer=fleet.control,
                       shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefleet.protocol.control import ControlSigner
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
 from fleet_server.nats.users import SERVER_USER
@@ -26,6 +27,7 @@ from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
 from fleet_server.services.twin import desired_model_sha256, desired_of
 from fleet_server.settings import ServerSettings
+from models.signing import load_or_create_private_key, public_key_pem
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Fleet:
     db: Database
     ca: CertificateAuthority
     signing_public_key: str
+    control: ControlSigner  # seals what the server sends devices; its public half is pinned at enrollment
     server_broker_password: str
     admin_key: str | None
     admin_key_created: bool
@@ -84,7 +87,8 @@ class Fleet:
             write_private(key_file, (first + "\n").encode())
         admin_key = first or (key_file.read_text().strip() if key_file.exists() else None)
         ca.write_crl(revoked)
-        fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing,
+        control = ControlSigner(load_or_create_private_key(settings.control_key_path()))
+        fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing, control=control,
                     server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
         fleet.metrics.watch(fleet._devices_online, fleet._mqtt_refused, fleet.broker_connected)
         return fleet
@@ -111,6 +115,7 @@ class Fleet:
 
     def enroll_context(self) -> EnrollContext:
         return EnrollContext(ca=self.ca, broker_url=self.public_broker_url, signing_public_key=self.signing_public_key,
+                             control_public_key=public_key_pem(self.control.public_key),
                              cert_days=self.settings.device_cert_days)
 
     def broker_connected(self) -> bool:

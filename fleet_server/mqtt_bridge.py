@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol as p
@@ -39,6 +40,7 @@ from edgefleet.backoff import Backoff
 from edgefleet.mqtt import (BrokerUrl, MqttError, NotConnected, ReconnectSchedule, connack_refusal,
                             tls_context, wait_published)
 from edgefleet.log_limits import ThrottledLog
+from edgefleet.protocol.control import ControlSigner
 from fleet_server.errors import BridgeError
 from fleet_server.mqtt_limits import DeviceRateLimiter, retain_allowed
 
@@ -84,8 +86,11 @@ class MqttBridge:
                  password: str | None = None, client_id: str = "edgefleet-server", tls: TlsFiles | None = None,
                  shared_telemetry: bool = True, share_group: str = p.SHARED_GROUP, keepalive: int = 30,
                  reconnect: Backoff | None = None, on_connected: Callable[[], None] | None = None,
-                 limiter: DeviceRateLimiter | None = None) -> None:
+                 limiter: DeviceRateLimiter | None = None, signer: ControlSigner | None = None) -> None:
         self.broker = _broker_url(url)
+        # Without the fleet's key (a bridge in a test or a bench) control messages are still sealed, with a key
+        # of this bridge's own, so nothing the server sends a device ever goes out unsigned.
+        self.signer = signer or ControlSigner(Ed25519PrivateKey.generate())
         self.url = str(self.broker)
         self.host, self.port = self.broker.host, self.broker.port
         self.on_connected = on_connected
@@ -174,7 +179,8 @@ class MqttBridge:
     def publish_desired(self, device_id: str, desired: p.TwinDesired, *,
                         timeout: float | None = None) -> mqtt.MQTTMessageInfo:
         """Retained, QoS 1: a device that connects later still gets its latest desired state."""
-        return self._publish(p.twin_desired_topic(device_id), desired.encode(), qos=1, retain=True, timeout=timeout)
+        topic = p.twin_desired_topic(device_id)
+        return self._publish(topic, self.signer.seal(topic, desired.encode()), qos=1, retain=True, timeout=timeout)
 
     def sweep_retained(self) -> bool:
         """Subscribe again to what the bridge reads: the broker re-sends every retained message matching a renewed
@@ -192,7 +198,8 @@ class MqttBridge:
 
     def publish_command(self, device_id: str, request_id: str, command: p.Command, *,
                         timeout: float | None = None) -> mqtt.MQTTMessageInfo:
-        return self._publish(p.cmd_topic(device_id, request_id), command.encode(), qos=1, timeout=timeout)
+        topic = p.cmd_topic(device_id, request_id)
+        return self._publish(topic, self.signer.seal(topic, command.encode()), qos=1, timeout=timeout)
 
     def publish_ota_block(self, device_id: str, sha256: str, offset: int, data: bytes, *,
                           timeout: float | None = None) -> mqtt.MQTTMessageInfo:

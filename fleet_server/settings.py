@@ -114,5 +114,9 @@ class ServerSettings(BaseSettings):
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.state_dir / 'fleet.db'}"
 
+    def control_key_path(self) -> Path:
+        """The server's own Ed25519 key that seals desired twins and commands (edgefleet.protocol.control)."""
+        return self.state_dir / "pki" / "control-key.pem"
+
     def signing_key_path(self) -> Path:
         return self.signing_key_file or paths.signing_key_path(self.state_dir.parent)

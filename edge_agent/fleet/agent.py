@@ -160,7 +160,8 @@ class Agent:
             cert_file=_existing(self.state.cert_path), key_file=_existing(self.state.key_path))
         self.link = MqttLink(self.config.device_id, settings, agent_version=self.agent_version,
                              on_message=lambda t, m: self._inbox.put(("msg", t, m)),
-                             on_reject=lambda t, r: self._inbox.put(("reject", t, r)))
+                             on_reject=lambda t, r: self._inbox.put(("reject", t, r)),
+                             control=self.state.control_verifier())
         self.link.on_connected.append(lambda: self._inbox.put(("connected", None, None)))
         self.link.on_session_lost.append(self._on_session_lost)
         self.link.on_published.append(self.outbox.acknowledged)

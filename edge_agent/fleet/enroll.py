@@ -123,6 +123,8 @@ def enroll(server_url: str, token: str, state_dir: Path, *, name: str | None = N
     state.write_public(state.cert_path, response.certificate)
     state.write_public(state.ca_path, response.ca_certificate)
     state.write_public(state.signing_key_path, response.signing_public_key)
+    state.write_public(state.control_key_path, response.control_public_key)
+    state.control_seq_path.unlink(missing_ok=True)  # a new identity: the replay guard starts from this server's next twin
     state.save_password(response.mqtt_password)
     config = AgentConfig(device_id=response.device_id, server_url=server_url, broker_url=response.broker_url,
                          mqtt_username=response.mqtt_username, name=name, tags=dict(response.tags),

@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgefleet import protocol
 from edgefleet.backoff import Backoff
+from edgefleet.protocol.control import SIGNED_KINDS, ControlVerifier
 from edgefleet.mqtt import (BrokerUrl, BrokerUrlError, MqttError, ReconnectSchedule,
                             connack_refusal, tls_context, wait_published)
 from edge_agent.errors import ConfigError
@@ -59,8 +60,10 @@ class MqttLink:
     """
 
     def __init__(self, device_id: str, settings: BrokerSettings, *, agent_version: str,
-                 on_message: MessageHandler, on_reject: RejectHandler) -> None:
+                 on_message: MessageHandler, on_reject: RejectHandler,
+                 control: ControlVerifier | None = None) -> None:
         self.device_id = protocol.validate_device_id(device_id)
+        self._control = control or ControlVerifier(None)  # no pinned server key: every control message refused
         self.settings = settings
         self.agent_version = agent_version
         self._on_message = on_message
@@ -181,9 +184,13 @@ class MqttLink:
     def _handle_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
         try:
-            parsed, decoded = protocol.decode_for_topic(topic, message.payload)
+            parsed = protocol.parse_topic(topic)
             if parsed.device_id != self.device_id:
                 raise protocol.ProtocolError(f"message for device {parsed.device_id!r} reached {self.device_id!r}")
+            payload = message.payload
+            if parsed.kind in SIGNED_KINDS:
+                payload = self._control.open(parsed, topic, payload)
+            decoded = protocol.decode_payload(parsed, payload)
         except protocol.ProtocolError as exc:
             self.rejected += 1
             log.warning("rejected message on %s: %s", topic, exc)

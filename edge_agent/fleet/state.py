@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgefleet.files import atomic_write
 from edgefleet.paths import default_state_dir
 from edgefleet.protocol import PipelineConfig
+from edgefleet.protocol.control import ControlVerifier, ReplayGuard
+from models.errors import SignatureError
+from models.signing import load_public_key
 from edge_agent.errors import ConfigError
 
 CONFIG_NAME = "agent.json"
@@ -24,6 +27,8 @@ CSR_NAME = "device.csr"
 CERT_NAME = "device.crt"
 CA_NAME = "ca.crt"
 SIGNING_KEY_NAME = "model-signing.pub.pem"
+CONTROL_KEY_NAME = "server-control.pub.pem"  # pinned at enrollment: the key that seals desired twins and commands
+CONTROL_SEQ_NAME = "control-seq.json"
 PASSWORD_NAME = "mqtt.password"
 APPLIED_NAME = "applied.json"
 OUTBOX_NAME = "outbox.sqlite"
@@ -96,6 +101,14 @@ class StateDir:
         return self.root / SIGNING_KEY_NAME
 
     @property
+    def control_key_path(self) -> Path:
+        return self.root / CONTROL_KEY_NAME
+
+    @property
+    def control_seq_path(self) -> Path:
+        return self.root / CONTROL_SEQ_NAME
+
+    @property
     def slots_dir(self) -> Path:
         return self.root / "slots"
 
@@ -137,6 +150,17 @@ class StateDir:
     def mqtt_password(self, config: AgentConfig) -> str:
         path = self.root / config.mqtt_password_file
         return path.read_text().strip() if path.exists() else ""
+
+    def control_verifier(self) -> ControlVerifier:
+        """What checks the server's control messages: the key pinned at enrollment (none: all are refused, and
+        the refusal says to re-enroll) and the replay guard kept beside it."""
+        key = None
+        if self.control_key_path.exists():
+            try:
+                key = load_public_key(self.control_key_path)
+            except SignatureError as exc:
+                raise ConfigError(f"the pinned server control key is unreadable: {exc}") from exc
+        return ControlVerifier(key, ReplayGuard(self.control_seq_path))
 
     def save_password(self, password: str, name: str = PASSWORD_NAME) -> None:
         atomic_write(self.root / name, password, 0o600)

@@ -81,6 +81,8 @@ class EnrollResponse(_Strict):
     certificate: str = Field(description="PEM device certificate signed by the fleet CA, CN = device_id")
     ca_certificate: str
     signing_public_key: str = Field(description="PEM Ed25519 key that signs model packages")
+    control_public_key: str = Field(description="PEM Ed25519 key that seals the server's desired twins and "
+                                                "commands; the device pins it")
     broker_url: str = Field(description="mqtt://host:port or mqtts://host:port")
     mqtt_username: str
     mqtt_password: str

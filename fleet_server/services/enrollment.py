@@ -24,6 +24,7 @@ class EnrollContext:
     ca: CertificateAuthority
     broker_url: str
     signing_public_key: str
+    control_public_key: str
     cert_days: int = 365
 
 
@@ -56,5 +57,6 @@ def enroll(session: Session, request: EnrollRequest, ctx: EnrollContext) -> Enro
                  details={"name": request.name, "tags": device.tags, "cert_serial": device.cert_serial})
     session.flush()
     return EnrollResponse(device_id=device_id, certificate=cert_pem(cert), ca_certificate=ctx.ca.cert_pem,
-                          signing_public_key=ctx.signing_public_key, broker_url=ctx.broker_url,
+                          signing_public_key=ctx.signing_public_key,
+                          control_public_key=ctx.control_public_key, broker_url=ctx.broker_url,
                           mqtt_username=device_id, mqtt_password=password, tags=device.tags)

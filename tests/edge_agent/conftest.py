@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgefleet import protocol
+from edgefleet.protocol.control import ControlSigner
 from edge_agent.fleet.sim import SimulatedDevice
 from edge_agent.fleet.state import AgentConfig, StateDir
 from tests.mqtt_client import Peer, unique_id
@@ -24,10 +26,18 @@ def make_config(port: int, **overrides) -> AgentConfig:
     return AgentConfig(**values)
 
 
-def write_state(root: Path, config: AgentConfig) -> StateDir:
+# The fleet server's control key in these tests: every agent state dir pins its public half, as enrollment does,
+# and the probe acting as the server seals desired twins and commands with it.
+SERVER_CONTROL = ControlSigner(Ed25519PrivateKey.generate())
+
+
+def write_state(root: Path, config: AgentConfig, *, control: ControlSigner = SERVER_CONTROL) -> StateDir:
+    from models.signing import public_key_pem
+
     state = StateDir(root)
     state.ensure()
     state.save_config(config)
+    state.write_public(state.control_key_path, public_key_pem(control.public_key))
     return state
 
 
@@ -41,12 +51,16 @@ class FleetProbe(Peer):
         self.subscribe(f"{protocol.TOPIC_ROOT}/{device_id}/#")
 
     def desire(self, desired: protocol.TwinDesired) -> None:
-        self.publish(protocol.twin_desired_topic(self.device_id), desired.encode(), retain=True)
+        self.send(protocol.twin_desired_topic(self.device_id), desired.encode(), retain=True)
+
+    def send(self, topic: str, body: bytes, *, retain: bool = False, control: ControlSigner = SERVER_CONTROL) -> None:
+        """Publish ``body`` sealed as the server seals control messages."""
+        self.publish(topic, control.seal(topic, body), retain=retain)
 
     def command(self, name: str, request_id: str | None = None, **kwargs) -> dict:
         """Send a command and return the device's reply (waits for it)."""
         request_id = request_id or uuid.uuid4().hex[:12]
-        self.publish(protocol.cmd_topic(self.device_id, request_id), protocol.Command(name=name, **kwargs).encode())
+        self.send(protocol.cmd_topic(self.device_id, request_id), protocol.Command(name=name, **kwargs).encode())
         return self.last(protocol.cmd_reply_topic(self.device_id, request_id))
 
 

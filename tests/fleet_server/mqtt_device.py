@@ -4,12 +4,23 @@ edge_agent; these tests check the server, so the device side stays small enough 
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edgefleet import protocol as p
+from edgefleet.protocol.control import ControlVerifier, Sealed
 from tests.mqtt_client import Peer, Received
 
 
 def broker_port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
+
+
+def opened(topic: str, payload: bytes, key: Ed25519PublicKey | None = None) -> bytes:
+    """The body of a control message the server sealed; checked against ``key`` when the test knows it (these
+    tests check the server's side, the agent's refusals are tested with the agent)."""
+    if key is not None:
+        return ControlVerifier(key).open(p.parse_topic(topic), topic, payload)
+    return Sealed.model_validate_json(payload).body.encode()
 
 
 class SimDevice:
@@ -27,7 +38,7 @@ class SimDevice:
     def _on_message(self, message: Received) -> None:
         if message.topic != p.twin_desired_topic(self.device_id) or not message.payload:
             return
-        desired = p.decode(p.TwinDesired, message.payload)
+        desired = p.decode(p.TwinDesired, opened(message.topic, message.payload))
         self.desired.append(desired)
         if self.answer_twin:
             self.report(desired, wait=False)  # on the network thread: must not wait for the PUBACK

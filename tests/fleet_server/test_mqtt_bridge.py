@@ -13,6 +13,7 @@ from edgefleet import protocol as p
 from edgefleet.mqtt import BrokerUrl
 from fleet_server.mqtt_bridge import BridgeError, MqttBridge
 from tests.fleet_server.bridge_env import Env, Recorder, bridge, embedded_broker, env, event, recorder  # noqa: F401
+from tests.fleet_server.mqtt_device import opened
 from tests.fleet_server.nats_logins import SERVER_USER
 from tests.mqtt_client import TIMEOUT, Peer, unique_id
 from tests.waiting import wait_for
@@ -127,7 +128,7 @@ def test_desired_twin_is_retained_for_a_late_subscriber_and_cleared_on_decommiss
     late = env.connect(dev)
     late.subscribe(p.twin_desired_topic(dev))
     got = late.expect(p.twin_desired_topic(dev))
-    assert got.retain and p.decode(p.TwinDesired, got.payload) == desired
+    assert got.retain and p.decode(p.TwinDesired, opened(got.topic, got.payload, bridge.signer.public_key)) == desired
     late.close()
 
     bridge.clear_device(dev, timeout=TIMEOUT)
@@ -147,7 +148,8 @@ def test_commands_and_ota_blocks_reach_the_device(env: Env, bridge: MqttBridge) 
     bridge.publish_command(dev, "req-1", command, timeout=TIMEOUT)
     block = bytes(range(256)) * 4
     bridge.publish_ota_block(dev, SHA, 1024, block, timeout=TIMEOUT)
-    assert p.decode(p.Command, device.expect(p.cmd_topic(dev, "req-1")).payload) == command
+    sealed = device.expect(p.cmd_topic(dev, "req-1"))
+    assert p.decode(p.Command, opened(sealed.topic, sealed.payload, bridge.signer.public_key)) == command
     assert device.expect(p.ota_data_topic(dev, SHA, 1024)).payload == block
 
 

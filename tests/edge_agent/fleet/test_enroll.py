@@ -72,6 +72,7 @@ class FakeFleetServer:
                 response = EnrollResponse(
                     device_id="dev-0001", certificate=server.ca.sign(request.csr, "dev-0001"),
                     ca_certificate=server.ca.pem(), signing_public_key="-----BEGIN PUBLIC KEY-----\nx\n",
+                    control_public_key="-----BEGIN PUBLIC KEY-----\nc\n",
                     broker_url="mqtt://127.0.0.1:1883", mqtt_username="dev-0001", mqtt_password="pw-secret",
                     tags={"site": "lab"})
                 self._reply(200, json.loads(response.model_dump_json()))
@@ -107,6 +108,7 @@ def test_enroll_stores_identity_with_private_files_0600(server, state_dir: Path)
     state = StateDir(state_dir)
     assert state.load_config() == config
     assert state.mqtt_password(config) == "pw-secret"
+    assert state.control_key_path.read_text() == "-----BEGIN PUBLIC KEY-----\nc\n"  # pinned: seals its orders
     for secret in (state.key_path, state_dir / config.mqtt_password_file):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     cert = x509.load_pem_x509_certificate(state.cert_path.read_bytes())

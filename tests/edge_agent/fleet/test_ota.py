@@ -19,7 +19,7 @@ from edge_agent.fleet.sim import SimulatedDevice
 from edge_agent.fleet.state import StateDir
 from fleet_server.mqtt_bridge import MqttBridge
 from fleet_server.ota import OtaServer
-from tests.edge_agent.conftest import PackageMaker, make_config, write_state
+from tests.edge_agent.conftest import SERVER_CONTROL, PackageMaker, make_config, write_state
 from tests.fleet_server.nats_logins import SERVER_USER, NatsLogins, start_nats
 from tests.fleet_server.ota_env import Catalog, Gate, OtaRecorder, ota_server
 from tests.mqtt_client import TIMEOUT
@@ -88,7 +88,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, packages: PackageMaker
         port, restart = mosquitto.port, mosquitto.restart
     recorder, catalog = OtaRecorder(), Catalog(tmp_path / "server-packages")
     bridge = MqttBridge(f"mqtt://127.0.0.1:{port}", recorder, client_id=f"ota-server-{secrets.token_hex(3)}",
-                        shared_telemetry=False, **login)
+                        shared_telemetry=False, signer=SERVER_CONTROL, **login)
     bridge.start()
     assert bridge.wait_connected(TIMEOUT)
     gate = Gate(bridge)

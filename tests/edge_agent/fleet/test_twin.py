@@ -98,16 +98,16 @@ def test_applied_desired_state_survives_an_agent_restart(agent_config, state_dir
 def test_malformed_desired_and_command_payloads_are_rejected_counted_and_reported(device, probe, agent_config):
     dev = agent_config.device_id
     probe.last(protocol.twin_reported_topic(dev))
-    probe.publish(protocol.twin_desired_topic(dev), b'{"v": 1, "revision": "many"}', retain=True)
-    probe.publish(protocol.cmd_topic(dev, "bad1"), b"\xff\xfe not json")
-    probe.publish(protocol.cmd_topic(dev, "bad2"), b'{"v": 1, "name": "Ping!"}')
+    probe.send(protocol.twin_desired_topic(dev), b'{"v": 1, "revision": "many"}', retain=True)
+    probe.publish(protocol.cmd_topic(dev, "bad1"), b"\xff\xfe not json")  # not even sealed
+    probe.send(protocol.cmd_topic(dev, "bad2"), b'{"v": 1, "name": "Ping!"}')
     def errors(messages):
         found = [m.json() for m in messages if m.topic == protocol.events_topic(dev) and m.json()["kind"] == "error"]
         return found if len(found) >= 3 else None
 
     errors = probe.wait_for(errors, what="three error events")
     text = " ".join(e["message"] for e in errors)
-    assert "TwinDesired" in text and "not UTF-8" in text and "Command" in text
+    assert "TwinDesired" in text and "unsigned or malformed cmd" in text and "Command" in text
     reported = probe.last(protocol.twin_reported_topic(dev), lambda d: (d["last_error"] or "").startswith("rejected"))
     assert "rejected message on" in reported["last_error"]
     assert device.rejected_messages == 3 and device.link.rejected == 3
