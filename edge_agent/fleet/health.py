@@ -18,7 +18,7 @@ from typing import Any, Literal
 from edge_agent.engine.interface import PipelineStats, StagedModel
 from models.manifest import Manifest
 
-UpdateState = Literal["succeeded", "failed", "rolled_back"]
+UpdateState = Literal["succeeded", "failed", "rolled_back", "timed_out"]
 LATENCY_MARGIN = 10.0  # a device's latency over the build machine's median before the check calls it too slow
 DEFAULT_FRAMES = 10
 DEFAULT_WATCH_S = 30.0  # a camera that delivers nothing this long does not fail a model: it says nothing of it
@@ -76,6 +76,7 @@ class HealthResult:
     sample_ms: float | None = None
     frames: int = 0
     errors: int = 0
+    switched: bool = True  # False: refused before it served a frame (a shadow run that disagreed)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reason": self.reason, "sample_ms": self.sample_ms, "frames": self.frames,
