@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet import protocol
+from edgefleet.backoff import Backoff
 from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
                                 TwinReported)
 from edge_agent.fleet.commands import CommandTable, builtin_commands
@@ -23,7 +24,7 @@ from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Select
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
 from edge_agent.fleet.mqtt_client import BrokerSettings, MqttLink
-from edge_agent.fleet.ota import DEFAULT_WINDOW, OtaDownloader
+from edge_agent.fleet.ota import DEFAULT_RETRY, DEFAULT_WINDOW, OtaDownloader
 from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from edge_agent.fleet.slots import ModelSlots
 from edge_agent.fleet.state import AgentConfig, StateDir
@@ -74,7 +75,7 @@ class Agent:
     def __init__(self, config: AgentConfig, state_dir: Path, *, pipeline_factory: PipelineFactory | None = None,
                  source: str | None = None, agent_version: str = AGENT_VERSION, log_to_file: bool = False,
                  event_min_interval_s: float = 1.0, ota_block: int = DEFAULT_OTA_BLOCK,
-                 ota_window: int = DEFAULT_WINDOW, ota_timeout_s: float = 10.0,
+                 ota_window: int = DEFAULT_WINDOW, ota_timeout_s: float = 10.0, ota_retry: Backoff = DEFAULT_RETRY,
                  update_stall_s: float = DEFAULT_STALL_S) -> None:
         self.config = config
         self.state = StateDir(state_dir)
@@ -83,7 +84,8 @@ class Agent:
         self.agent_version = agent_version
         self.log_to_file = log_to_file
         self.gate = EventGate(event_min_interval_s)
-        self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s}
+        self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s,
+                            "retry": ota_retry}
         self.update_stall_s = update_stall_s
         self.last_telemetry: Telemetry | None = None
         self.last_reported: TwinReported | None = None

@@ -98,17 +98,20 @@ def check_sample(staged: StagedModel, policy: HealthPolicy, sample: Any | None =
 
 def watch_frames(stats: Callable[[], PipelineStats], policy: HealthPolicy, *,
                  sleep: Callable[[float], Any] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_s: float = 0.02) -> HealthResult:
+                 poll_s: float = 0.02, on_frame: Callable[[], Any] = lambda: None) -> HealthResult:
     """Count frames done and failed from now until ``policy.frames`` have passed (or ``watch_s`` is up).
 
-    ``stats`` must be cumulative for the running pipeline; the counts start from its value at the call."""
+    ``stats`` must be cumulative for the running pipeline; the counts start from its value at the call.
+    ``on_frame`` is told when frames have passed (the update watchdog's progress)."""
     start = stats()
     deadline = clock() + policy.watch_s
     done = errors = 0
     while True:
         now = stats()
         errors = now.frames_failed - start.frames_failed
-        done = now.frames_inferred - start.frames_inferred + errors
+        seen, done = done, now.frames_inferred - start.frames_inferred + errors
+        if done != seen:
+            on_frame()
         if errors > policy.max_errors:
             return HealthResult(False, f"{errors} of the first {done} live frames failed "
                                        f"(at most {policy.max_errors} allowed)", frames=done, errors=errors)

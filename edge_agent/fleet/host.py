@@ -144,7 +144,7 @@ class PipelineHost:
                 if staged is not None:
                     staged.close()
                 self.apply(spec)
-        watched = watch_frames(self.stats, policy)
+        watched = watch_frames(self.stats, policy, on_frame=lambda: on_progress("health"))
         result = replace(watched, sample_ms=checked.sample_ms)
         if not watched.ok and previous is not None:
             with self._lock:

@@ -117,6 +117,11 @@ class OtaDownloader:
         when its check returns."""
         with self._cond:
             if self._part is not None and self._part.sha256 == sha256:
+                if not self._verify:
+                    try:
+                        self._part.checkpoint()  # the blocks that came are kept for the resume
+                    except OSError:
+                        log.exception("saving the partial package before giving it up failed")
                 self._fail(sha256, why)
 
     def outcome(self, sha256: str, state: str, error: str | None = None) -> None:
