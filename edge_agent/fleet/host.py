@@ -6,7 +6,8 @@ bad desired state never leaves the device dark. Frame counters are kept cumulati
 fleet sees monotonic counts for the life of the agent.
 
 A new model goes through :meth:`PipelineHost.switch_model`: where the factory can swap models in place and
-only the model changes, the new one is loaded beside the serving one, checked on a sample, swapped in between
+only the model changes, the new one is loaded beside the serving one, checked on a sample, optionally run in
+shadow beside it on the live frames (edge_agent.fleet.shadow; the host's own sink feeds it), swapped in between
 two frames and watched on live frames, and swapped back if it fails, so results never stop; otherwise the
 pipeline is rebuilt and watched the same way.
 """

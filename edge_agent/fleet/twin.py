@@ -4,9 +4,12 @@ A desired state changes the pipeline config, the camera and the model without re
 cannot be applied (an unknown camera, a backend that will not load, a model package that is missing or
 tampered with) is refused with ``last_error`` in the reported twin while the previous pipeline keeps
 running. A new model goes through the A/B slots: install into the idle slot, switch under a health check
-(edge_agent.fleet.health), and roll back if it cannot load or fails the check; how each update ended is kept
-in the slots' state and reported as ``properties["update"]``. A package not cached locally is fetched by the downloader (edge_agent.fleet.ota) while
-the current model keeps running; when it has arrived, :meth:`TwinManager.reapply` installs it.
+(edge_agent.fleet.health) and, when the rollout asks, a shadow comparison (edge_agent.fleet.shadow), and roll
+back if it cannot load or fails; how each update ended (succeeded, failed, rolled_back, timed_out) is kept in
+the slots' state and reported as ``properties["update"]``. A package not cached locally is fetched by the
+downloader (edge_agent.fleet.ota) while the current model keeps running; when it has arrived,
+:meth:`TwinManager.reapply` installs it. The update watchdog (edge_agent.fleet.update_watchdog) gives up an
+update that stops making progress.
 """
 
 from __future__ import annotations
