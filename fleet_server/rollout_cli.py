@@ -51,6 +51,20 @@ def parse_percent(text: str) -> float:
     return value
 
 
+def parse_seconds(text: str) -> float:
+    """'30s', '2m', '1h' or '45' (seconds) -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    try:
+        value = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 2m or 45") from None
+    if not 0 < value <= 3600:
+        raise typer.BadParameter(f"{text!r} is not between 0 and 1h")
+    return value
+
+
 def _styled(state: str) -> str:
     return f"[{_STYLE.get(state, 'white')}]{state}[/]"
 
@@ -90,6 +104,11 @@ def create(
     no_rollback: Annotated[bool, typer.Option("--no-rollback", help="leave devices on the new model on a halt")
                            ] = False,
     window: Annotated[str | None, typer.Option("--window", help="device-local hours START-END, e.g. 1-5")] = None,
+    shadow: Annotated[str | None, typer.Option("--shadow", help="run the new model beside the current one on live "
+                                               "frames this long before switching, e.g. 30s")] = None,
+    min_agreement: Annotated[float | None, typer.Option("--min-agreement", min=0.0, max=1.0, help="with --shadow: "
+                                                        "below this agreement (0-1) a device does not switch")
+                             ] = None,
     force: Annotated[bool, typer.Option("--force", help="roll out a package marked not deployable (admin)")] = False,
     json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
     api_key_file: KeyFileOpt = None, state_dir: StateOpt = None,
@@ -104,6 +123,10 @@ def create(
         if not (sep and start.isdigit() and end.isdigit()):
             raise typer.BadParameter(f"{window!r} is not START-END hours like 1-5", param_hint="--window")
         body |= {"window_start_hour": int(start), "window_end_hour": int(end)}
+    if min_agreement is not None and shadow is None:
+        raise typer.BadParameter("needs --shadow too", param_hint="--min-agreement")
+    if shadow is not None:
+        body |= {"shadow_s": parse_seconds(shadow), "min_agreement": min_agreement}
     try:
         made = _client(ctx, server, api_key, api_key_file, state_dir).post("/rollouts", body)
     except ClientError as exc:

@@ -85,6 +85,11 @@ class StagedModel(Protocol):
         model's input size; returns the inference milliseconds, raises whatever the model raises."""
         ...
 
+    def run(self, image: Any) -> tuple[tuple[Any, ...], float]:
+        """The same full pass on a live frame: its decoded results and the inference milliseconds (a shadow
+        evaluation compares them with what the serving model gave for that frame)."""
+        ...
+
     def close(self) -> None: ...
 
 

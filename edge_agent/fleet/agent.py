@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet import protocol
+from edgefleet.backoff import Backoff
 from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
                                 TwinReported)
 from edge_agent.fleet.commands import CommandTable, builtin_commands
@@ -23,12 +24,13 @@ from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Select
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
 from edge_agent.fleet.mqtt_client import BrokerSettings, MqttLink
-from edge_agent.fleet.ota import DEFAULT_WINDOW, OtaDownloader
+from edge_agent.fleet.ota import DEFAULT_RETRY, DEFAULT_WINDOW, OtaDownloader
 from edge_agent.fleet.outbox import EVENT, TELEMETRY, Outbox
 from edge_agent.fleet.slots import ModelSlots
 from edge_agent.fleet.state import AgentConfig, StateDir
 from edge_agent.fleet.telemetry import EventGate, TelemetryCollector
 from edge_agent.fleet.twin import TwinManager
+from edge_agent.fleet.update_watchdog import DEFAULT_STALL_S, UpdateWatchdog
 from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ class Agent:
     def __init__(self, config: AgentConfig, state_dir: Path, *, pipeline_factory: PipelineFactory | None = None,
                  source: str | None = None, agent_version: str = AGENT_VERSION, log_to_file: bool = False,
                  event_min_interval_s: float = 1.0, ota_block: int = DEFAULT_OTA_BLOCK,
-                 ota_window: int = DEFAULT_WINDOW, ota_timeout_s: float = 10.0) -> None:
+                 ota_window: int = DEFAULT_WINDOW, ota_timeout_s: float = 10.0, ota_retry: Backoff = DEFAULT_RETRY,
+                 update_stall_s: float = DEFAULT_STALL_S) -> None:
         self.config = config
         self.state = StateDir(state_dir)
         self.factory = pipeline_factory or EnginePipelineFactory(on_camera_event=self._on_camera_event)
@@ -81,7 +84,9 @@ class Agent:
         self.agent_version = agent_version
         self.log_to_file = log_to_file
         self.gate = EventGate(event_min_interval_s)
-        self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s}
+        self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s,
+                            "retry": ota_retry}
+        self.update_stall_s = update_stall_s
         self.last_telemetry: Telemetry | None = None
         self.last_reported: TwinReported | None = None
         self.rejected_messages = 0
@@ -137,12 +142,13 @@ class Agent:
                                  on_progress=lambda status: self._inbox.put(("ota", None, status)),
                                  on_complete=lambda sha256: self._inbox.put(("ota_done", None, sha256)),
                                  **self.ota_options)
+        self.watchdog = UpdateWatchdog(lambda *stall: self.twin.on_update_stalled(*stall), self.update_stall_s)
 
     def init_twin(self) -> None:
         self.slots = ModelSlots(self.state.slots_dir, self.state.signing_key_path, self.state.packages_dir)
         self.twin = TwinManager(self.host, self.state, self.slots, default_camera=self.source,
                                 publish_reported=self._publish_reported, emit_event=self.emit_event,
-                                downloader=self.ota)
+                                downloader=self.ota, watchdog=self.watchdog)
         if self.source != self.config.source or self.twin.applied.desired_revision is None:
             self.twin.applied = self.twin.applied.model_copy(update={"camera": self.source})
         if self.twin.applied.desired_revision is None:
@@ -177,6 +183,7 @@ class Agent:
 
     def start_ota(self) -> None:
         self.ota.start()
+        self.watchdog.start()
 
     def start_outbox(self) -> None:
         def publish(topic: str, payload: bytes, retain: bool) -> tuple[int, bool]:
@@ -196,6 +203,7 @@ class Agent:
         for thread in self._threads:
             thread.join(5)
         self.ota.stop()
+        self.watchdog.stop()
         self.host.stop()
         self.outbox.stop()
         self.link.stop(reason)

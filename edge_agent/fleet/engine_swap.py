@@ -31,13 +31,15 @@ class EngineStagedModel:
         if image is None:
             spec = self.model.input_spec
             image = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
+        return self.run(image)[1]
+
+    def run(self, image: np.ndarray) -> tuple[tuple[Any, ...], float]:
         tensor = self.preprocessor(image)
         started = time.perf_counter()
         outputs = self.model.infer(tensor)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         height, width = image.shape[:2]
-        self.postprocessor(outputs, self.preprocessor.geometry(width, height))
-        return elapsed_ms
+        return tuple(self.postprocessor(outputs, self.preprocessor.geometry(width, height))), elapsed_ms
 
     def close(self) -> None:
         self.model.close()

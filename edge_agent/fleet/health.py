@@ -18,7 +18,7 @@ from typing import Any, Literal
 from edge_agent.engine.interface import PipelineStats, StagedModel
 from models.manifest import Manifest
 
-UpdateState = Literal["succeeded", "failed", "rolled_back"]
+UpdateState = Literal["succeeded", "failed", "rolled_back", "timed_out"]
 LATENCY_MARGIN = 10.0  # a device's latency over the build machine's median before the check calls it too slow
 DEFAULT_FRAMES = 10
 DEFAULT_WATCH_S = 30.0  # a camera that delivers nothing this long does not fail a model: it says nothing of it
@@ -76,6 +76,7 @@ class HealthResult:
     sample_ms: float | None = None
     frames: int = 0
     errors: int = 0
+    switched: bool = True  # False: refused before it served a frame (a shadow run that disagreed)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reason": self.reason, "sample_ms": self.sample_ms, "frames": self.frames,
@@ -97,17 +98,20 @@ def check_sample(staged: StagedModel, policy: HealthPolicy, sample: Any | None =
 
 def watch_frames(stats: Callable[[], PipelineStats], policy: HealthPolicy, *,
                  sleep: Callable[[float], Any] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_s: float = 0.02) -> HealthResult:
+                 poll_s: float = 0.02, on_frame: Callable[[], Any] = lambda: None) -> HealthResult:
     """Count frames done and failed from now until ``policy.frames`` have passed (or ``watch_s`` is up).
 
-    ``stats`` must be cumulative for the running pipeline; the counts start from its value at the call."""
+    ``stats`` must be cumulative for the running pipeline; the counts start from its value at the call.
+    ``on_frame`` is told when frames have passed (the update watchdog's progress)."""
     start = stats()
     deadline = clock() + policy.watch_s
     done = errors = 0
     while True:
         now = stats()
         errors = now.frames_failed - start.frames_failed
-        done = now.frames_inferred - start.frames_inferred + errors
+        seen, done = done, now.frames_inferred - start.frames_inferred + errors
+        if done != seen:
+            on_frame()
         if errors > policy.max_errors:
             return HealthResult(False, f"{errors} of the first {done} live frames failed "
                                        f"(at most {policy.max_errors} allowed)", frames=done, errors=errors)

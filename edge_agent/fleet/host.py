@@ -6,7 +6,8 @@ bad desired state never leaves the device dark. Frame counters are kept cumulati
 fleet sees monotonic counts for the life of the agent.
 
 A new model goes through :meth:`PipelineHost.switch_model`: where the factory can swap models in place and
-only the model changes, the new one is loaded beside the serving one, checked on a sample, swapped in between
+only the model changes, the new one is loaded beside the serving one, checked on a sample, optionally run in
+shadow beside it on the live frames (edge_agent.fleet.shadow; the host's own sink feeds it), swapped in between
 two frames and watched on live frames, and swapped back if it fails, so results never stop; otherwise the
 pipeline is rebuilt and watched the same way.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from edge_agent.engine.interface import (HotSwap, PipelineFactory, PipelineStats
                                         StagedModel)
 from edge_agent.errors import AgentError, ConfigError
 from edge_agent.fleet.health import HealthPolicy, HealthResult, check_sample, watch_frames
+from edge_agent.fleet.shadow import ShadowPolicy, ShadowResult, ShadowRun
 from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,10 @@ class PipelineHost:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     rebuilds: int = 0
     swaps: int = 0
+    _shadow_run: ShadowRun | None = None
+
+    def __post_init__(self) -> None:
+        self.sinks = [*self.sinks, self._tap]
 
     @property
     def spec(self) -> RunSpec | None:
@@ -101,23 +107,69 @@ class PipelineHost:
                 message = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
                 raise ConfigError(message) from exc
 
-    def switch_model(self, spec: RunSpec, policy: HealthPolicy) -> HealthResult:
-        """Run ``spec`` (a new model) if it passes ``policy``; otherwise the previous spec runs again and the
-        result says why. ConfigError when the new model cannot even be built (the previous spec runs again)."""
+    def switch_model(self, spec: RunSpec, policy: HealthPolicy, shadow: ShadowPolicy | None = None, *,
+                     on_shadow: Callable[[ShadowResult], None] | None = None,
+                     on_progress: Callable[[str], None] = lambda phase: None,
+                     cancel: threading.Event | None = None) -> HealthResult:
+        """Run ``spec`` (a new model) if it passes ``policy`` (and, with ``shadow``, agrees enough with the serving
+        model on live frames: see edge_agent.fleet.shadow); otherwise the previous spec runs again and the result
+        says why (``switched`` False when the new model never served). ConfigError when the new model cannot even
+        be built (the previous spec runs again). ``on_progress`` names each phase as it starts; ``cancel`` set
+        (a watchdog gave up on the update) stops a shadow run and refuses the switch."""
+        cancel = cancel or threading.Event()
         with self._lock:
             previous = self.spec
-            hot = self._hot_swappable(spec, previous)
-            checked = self._stage_and_check(spec, policy, swap_in=hot)
+            on_progress("load")
+            staged, checked = self._stage_and_check(spec, policy)
             if not checked.ok:
                 return checked
-            if not hot:
+        if shadow is not None and previous is not None and previous.model_dir is not None and self.running:
+            on_progress("shadow")
+            verdict = self._shadow(staged, shadow, on_progress, cancel)
+            if on_shadow is not None:
+                on_shadow(verdict)
+            reason = "the update was given up (watchdog)" if cancel.is_set() else verdict.reason
+            if reason is not None:
+                if staged is not None:
+                    staged.close()
+                return HealthResult(False, reason, sample_ms=checked.sample_ms, switched=False)
+        with self._lock:
+            if cancel.is_set():
+                if staged is not None:
+                    staged.close()
+                return HealthResult(False, "the update was given up (watchdog)", switched=False)
+            on_progress("health")
+            if self._hot_swappable(spec, self.spec):
+                self._swap_in(spec, staged)
+            else:
+                if staged is not None:
+                    staged.close()
                 self.apply(spec)
-        watched = watch_frames(self.stats, policy)
+        watched = watch_frames(self.stats, policy, on_frame=lambda: on_progress("health"))
         result = replace(watched, sample_ms=checked.sample_ms)
         if not watched.ok and previous is not None:
             with self._lock:
                 self._swap_back(previous)
         return result
+
+    def _shadow(self, staged: StagedModel | None, policy: ShadowPolicy, on_progress: Callable[[str], None],
+                cancel: threading.Event) -> ShadowResult:
+        """Run the shadow window on the frames the serving model delivers (outside the host lock: a twin change
+        may rebuild the pipeline meanwhile; the tap stays on whatever pipeline serves)."""
+        if staged is None:
+            raise ConfigError("a shadow evaluation needs a pipeline that can load a model beside the running one")
+        run = ShadowRun(staged, policy, on_frame=lambda: on_progress("shadow"), cancel=cancel)
+        self._shadow_run = run
+        try:
+            return run.run()
+        finally:
+            self._shadow_run = None
+
+    def _tap(self, result: object) -> None:
+        """The host's own sink: hands frames to a shadow run while one is on (cheap when none is)."""
+        run = self._shadow_run
+        if run is not None:
+            run.offer(result)
 
     def _hot_swappable(self, spec: RunSpec, previous: RunSpec | None) -> bool:
         if not isinstance(self.factory, HotSwap) or previous is None or not self.running:
@@ -127,20 +179,24 @@ class PipelineHost:
         same_run = RunSpec(previous.camera, previous.config, spec.model_dir, spec.manifest)
         return not spec.needs_rebuild(same_run)
 
-    def _stage_and_check(self, spec: RunSpec, policy: HealthPolicy, *, swap_in: bool) -> HealthResult:
-        """Load the new model beside the serving one and try it on a sample; with ``swap_in`` and a pass, it
-        serves from the next frame. Without the HotSwap seam there is nothing to stage: the rebuild checks."""
+    def _stage_and_check(self, spec: RunSpec, policy: HealthPolicy) -> tuple[StagedModel | None, HealthResult]:
+        """Load the new model beside the serving one and try it on a sample. Without the HotSwap seam there is
+        nothing to stage: the rebuild checks."""
         if not isinstance(self.factory, HotSwap) or spec.model_dir is None or spec.manifest is None:
-            return HealthResult(True)
+            return None, HealthResult(True)
         try:
             staged: StagedModel = self.factory.load_model(spec.model_dir, spec.manifest, spec.config)
         except Exception as exc:  # noqa: BLE001 - a model that does not load is a refused change
             message = str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
             raise ConfigError(message) from exc
         result = check_sample(staged, policy)
-        if not result.ok or not swap_in:
+        if not result.ok:
             staged.close()
-            return result
+            return None, result
+        return staged, result
+
+    def _swap_in(self, spec: RunSpec, staged: StagedModel) -> None:
+        """The checked model serves from the next frame."""
         try:
             self.factory.swap(self._running.pipeline, staged)
         except Exception as exc:  # noqa: BLE001
@@ -149,7 +205,6 @@ class PipelineHost:
         self._running = _Running(spec, self._running.pipeline, staged.selection)
         self.swaps += 1
         log.info("model swapped in place: %s", staged.selection)
-        return result
 
     def _swap_back(self, previous: RunSpec) -> None:
         """The previous model again, in place when possible (results keep coming), else by a rebuild."""

@@ -111,6 +111,19 @@ class OtaDownloader:
             self._begin(ref)
             return None
 
+    def abandon(self, sha256: str, why: str) -> None:
+        """Give up the download of ``sha256`` (the update watchdog saw it stall): it ends failed with ``why``, the
+        blocks already written stay for a later desired revision to resume, and one being verified is dropped
+        when its check returns."""
+        with self._cond:
+            if self._part is not None and self._part.sha256 == sha256:
+                if not self._verify:
+                    try:
+                        self._part.checkpoint()  # the blocks that came are kept for the resume
+                    except OSError:
+                        log.exception("saving the partial package before giving it up failed")
+                self._fail(sha256, why)
+
     def outcome(self, sha256: str, state: str, error: str | None = None) -> None:
         """The install path's verdict on a package this downloader fetched (installed, or failed with why)."""
         with self._cond:

@@ -104,7 +104,7 @@ class SyntheticPipeline:
             results = self._infer(image)
             inference_ms = (time.perf_counter() - t0) * 1000
             latency_ms = (time.monotonic() - captured_at) * 1000
-            result = Result(index, captured_at, results, inference_ms, latency_ms)
+            result = Result(index, captured_at, results, inference_ms, latency_ms, image=image)
             self.inferred += 1
             self._latency.append(latency_ms)
             self._inference.append(inference_ms)
@@ -143,9 +143,13 @@ class SimStagedModel:
 
     def run_sample(self, image: Any | None = None) -> float:
         probe = SyntheticPipeline("synthetic", PipelineConfig(), [], self.labels)
+        return self.run(probe._frame(0) if image is None else image)[1]
+
+    def run(self, image: Any) -> tuple[tuple[Classification, ...], float]:
+        probe = SyntheticPipeline("synthetic", PipelineConfig(), [], self.labels)
         started = time.perf_counter()
-        probe._infer(probe._frame(0) if image is None else image)
-        return (time.perf_counter() - started) * 1000.0
+        results = probe._infer(image)
+        return results, (time.perf_counter() - started) * 1000.0
 
     def close(self) -> None:
         """Nothing to release: the stand-in holds no runtime."""

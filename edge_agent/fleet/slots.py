@@ -142,9 +142,12 @@ class ModelSlots:
         return self.info(previous)
 
     # the last update's final state ---------------------------------------------------------------
-    def record_update(self, sha256: str, state: str, reason: str | None = None) -> dict:
-        """Persist how the last update ended, beside the pointer, so a restarted agent still reports it."""
+    def record_update(self, sha256: str, state: str, reason: str | None = None, shadow: dict | None = None) -> dict:
+        """Persist how the last update ended, beside the pointer, so a restarted agent still reports it (with
+        its shadow comparison, when it had one)."""
         update = {"sha256": sha256, "state": state, "reason": reason[:300] if reason else None}
+        if shadow is not None:
+            update["shadow"] = shadow
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(self.root / UPDATE, json.dumps(update) + "\n")
         return update

@@ -4,9 +4,12 @@ A desired state changes the pipeline config, the camera and the model without re
 cannot be applied (an unknown camera, a backend that will not load, a model package that is missing or
 tampered with) is refused with ``last_error`` in the reported twin while the previous pipeline keeps
 running. A new model goes through the A/B slots: install into the idle slot, switch under a health check
-(edge_agent.fleet.health), and roll back if it cannot load or fails the check; how each update ended is kept
-in the slots' state and reported as ``properties["update"]``. A package not cached locally is fetched by the downloader (edge_agent.fleet.ota) while
-the current model keeps running; when it has arrived, :meth:`TwinManager.reapply` installs it.
+(edge_agent.fleet.health) and, when the rollout asks, a shadow comparison (edge_agent.fleet.shadow), and roll
+back if it cannot load or fails; how each update ended (succeeded, failed, rolled_back, timed_out) is kept in
+the slots' state and reported as ``properties["update"]``. A package not cached locally is fetched by the
+downloader (edge_agent.fleet.ota) while the current model keeps running; when it has arrived,
+:meth:`TwinManager.reapply` installs it. The update watchdog (edge_agent.fleet.update_watchdog) gives up an
+update that stops making progress.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ from edge_agent.errors import AgentError, ConfigError, ModelInstallError
 from edge_agent.fleet.health import HealthPolicy, UpdateState
 from edge_agent.fleet.host import PipelineHost, RunSpec
 from edge_agent.fleet.ota import DownloadPending
+from edge_agent.fleet.shadow import ShadowPolicy, ShadowResult
 from edge_agent.fleet.slots import ModelSlots, SlotInfo
 from edge_agent.fleet.state import AppliedState, StateDir
 
 if TYPE_CHECKING:
     from edge_agent.fleet.ota import OtaDownloader
+    from edge_agent.fleet.update_watchdog import UpdateWatchdog
 
 log = logging.getLogger(__name__)
+
+
+def _shadow_policy(desired: TwinDesired) -> ShadowPolicy | None:
+    """The rollout's shadow block, when it is meant for the desired model (it names its sha256, or none)."""
+    block = desired.properties.get("shadow")
+    if isinstance(block, dict) and desired.model is not None and block.get("sha256") not in (None,
+                                                                                            desired.model.sha256):
+        return None
+    return ShadowPolicy.from_properties(desired.properties)
 
 
 def _same_model(model: SlotInfo | None, ref: ModelRef) -> bool:
@@ -43,9 +57,11 @@ class TwinManager:
 
     def __init__(self, host: PipelineHost, state: StateDir, slots: ModelSlots | None, *, default_camera: str,
                  publish_reported: Callable[[TwinReported], None], emit_event: Callable[[Event], None],
-                 downloader: "OtaDownloader | None" = None) -> None:
+                 downloader: "OtaDownloader | None" = None, watchdog: "UpdateWatchdog | None" = None) -> None:
         self.host = host
         self.downloader = downloader
+        self.watchdog = watchdog
+        self._timed_out: tuple[str, int] | None = None  # (sha256, revision) given up: not retried for that revision
         self.desired: TwinDesired | None = None  # the last desired state received, re-applied once a package arrives
         self.ota: dict | None = None  # the download's progress, reported as properties["ota"]
         self.state = state
@@ -93,7 +109,7 @@ class TwinManager:
             switched = False
             if desired.model is not None and not _same_model(model, desired.model):
                 try:
-                    self._refuse_rolled_back(desired.model)
+                    self._refuse_rolled_back(desired.model, desired.revision)
                     model, switched = self._prepare_model(desired.model, desired.revision), True
                 except DownloadPending:
                     pass  # the current model keeps running until the package has arrived
@@ -120,37 +136,88 @@ class TwinManager:
                                              camera=camera))
 
     def _switch(self, spec: RunSpec, model: SlotInfo, desired: TwinDesired, errors: list[str]) -> SlotInfo | None:
-        """Switch to the newly activated ``model`` under the health check; on any failure go back to the
-        previous slot (ConfigError only when even that cannot run). Every path records the update's end."""
+        """Switch to the newly activated ``model`` under the health check (and the shadow run the desired twin
+        asks for); on any failure go back to the previous slot (ConfigError only when even that cannot run).
+        Every path records the update's end: succeeded, failed (never served), rolled_back or timed_out."""
         selection = self.host.selection
         policy = HealthPolicy.from_properties(desired.properties, model.manifest,
                                               desired.pipeline.backend or (selection.backend if selection else None))
-        name = f"model {model.manifest.name} {model.manifest.version}"
-        self.model = model  # telemetry names what serves frames, the new model included while it is checked
+        sha, name = model.package_sha256, f"model {model.manifest.name} {model.manifest.version}"
+        cancel = self.watchdog.begin(sha, "load") if self.watchdog is not None else None
+        verdicts: list[ShadowResult] = []
+
+        def progress(phase: str) -> None:
+            if phase == "health":  # telemetry names what serves frames: the new model from its swap on
+                self.model = model
+            if self.watchdog is not None:
+                self.watchdog.progress(sha, phase)
+
         try:
-            result = self.host.switch_model(spec, policy)
-            reason = None if result.ok else f"{name} failed its health check: {result.reason}"
+            result = self.host.switch_model(spec, policy, _shadow_policy(desired), cancel=cancel, on_progress=progress,
+                                            on_shadow=lambda verdict: self._shadow_done(sha, verdict, verdicts))
+            state: UpdateState = "succeeded" if result.ok else "rolled_back" if result.switched else "failed"
+            reason = None if result.ok else result.reason if not result.switched else \
+                f"{name} failed its health check: {result.reason}"
         except ConfigError as exc:
-            result, reason = None, f"{name} failed to load: {exc}"
-        if reason is None:
-            self._record_update(model.package_sha256, "succeeded")
+            state, reason = "rolled_back", f"{name} failed to load: {exc}"
+        except ValueError as exc:  # a malformed shadow block
+            state, reason = "failed", str(exc)
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.end(sha)
+        shadow = verdicts[-1] if verdicts else None
+        timed_out = self.watchdog is not None and self.watchdog.expired(sha)
+        if reason is None and not timed_out:
+            self._record_update(sha, "succeeded", shadow=shadow)
             return model
-        errors.append(reason)
-        self._record_update(model.package_sha256, "rolled_back", reason)
+        if not timed_out:  # (a timed-out update was recorded when the watchdog gave it up)
+            self._record_update(sha, state, reason, shadow=shadow)
+        errors.append(f"{name} update timed out" if timed_out else reason if state == "rolled_back"
+                      else f"{name} not switched: {reason}")
         previous = self.model = self._rollback()
         # the host went back to the previous spec; the desired camera and config still apply (a no-op if same)
         self.host.apply(self._spec(spec.camera, spec.config, previous))
         return previous
 
-    def _refuse_rolled_back(self, ref: ModelRef) -> None:
-        """A package that failed its check here once is not tried again on every twin message or restart."""
+    def _shadow_done(self, sha256: str, verdict: ShadowResult, verdicts: list[ShadowResult]) -> None:
+        """Report the comparison before acting on it, so the fleet sees the numbers even if the switch fails."""
+        verdicts.append(verdict)
+        self.update = {"sha256": sha256, "state": "checking", "reason": verdict.reason, "shadow": verdict.as_dict()}
+        self.report()
+
+    def on_update_stalled(self, sha256: str, phase: str, stalled_s: float) -> None:
+        """The watchdog gave the update up (on the timer thread): report ``timed_out`` now, even while a stuck
+        step holds the twin, then stop its download; a later desired revision starts afresh."""
+        reason = f"no progress in {phase} for {stalled_s:.0f}s"
+        locked = self._lock.acquire(timeout=1.0)
+        try:
+            self._timed_out = (sha256, self.desired.revision if self.desired is not None else 0)
+            self._record_update(sha256, "timed_out", reason)
+            self._error(f"model update {sha256[:12]} timed out: {reason}")
+            self.report()
+        finally:
+            if locked:
+                self._lock.release()
+        if self.downloader is not None:
+            self.downloader.abandon(sha256, f"timed out: {reason}")
+
+    def _refuse_rolled_back(self, ref: ModelRef, revision: int) -> None:
+        """A package that failed its check here once is not tried again on every twin message or restart; one
+        whose update timed out is tried again only for a later desired revision."""
         update = self.update or {}
         if update.get("sha256") == ref.sha256 and update.get("state") == "rolled_back":
             raise ModelInstallError(f"model {ref.name} {ref.version} was rolled back here: {update.get('reason')}")
+        if self._timed_out is not None and self._timed_out[0] == ref.sha256:
+            if self._timed_out[1] == revision:
+                raise ModelInstallError(f"the update to model {ref.name} {ref.version} timed out: "
+                                        f"{update.get('reason')}; a new desired revision tries again")
+            self._timed_out = None
 
-    def _record_update(self, sha256: str, state: UpdateState, reason: str | None = None) -> None:
+    def _record_update(self, sha256: str, state: UpdateState, reason: str | None = None,
+                       shadow: ShadowResult | None = None) -> None:
         if self.slots is not None:
-            self.update = self.slots.record_update(sha256, state, reason)
+            self.update = self.slots.record_update(sha256, state, reason,
+                                                   shadow.as_dict() if shadow is not None else None)
 
     def apply_pipeline_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
         """A local change (the `set_config` command): same path and same refusal rules as a desired twin."""
@@ -179,10 +246,16 @@ class TwinManager:
             if failed is not None:
                 raise ModelInstallError(f"model package {ref.sha256} not available locally, and cannot be "
                                         f"downloaded: {failed}") from None
+            if self.watchdog is not None and self.watchdog.watching() != ref.sha256:
+                self.watchdog.begin(ref.sha256, "download")
             raise DownloadPending(ref.sha256) from None
+        if self.watchdog is not None:
+            self.watchdog.begin(ref.sha256, "install")
         try:
             installed = self.slots.install(package, expect=ref)
         except ModelInstallError as exc:
+            if self.watchdog is not None:
+                self.watchdog.end(ref.sha256)
             self._ota_outcome(ref, "failed", str(exc))
             self._record_update(ref.sha256, "failed", str(exc))
             raise
@@ -205,12 +278,19 @@ class TwinManager:
     def set_ota_progress(self, status: dict) -> None:
         """The downloader's news (on the agent's worker): report it; a failure also becomes ``last_error``."""
         with self._lock:
-            was = (self.ota or {}).get("state")
+            was, state = (self.ota or {}).get("state"), status.get("state")
+            sha256 = str(status.get("sha256", ""))
             self.ota = status
             error = str(status.get("error"))
-            if status.get("state") == "failed" and was != "failed" and error not in (self.last_error or ""):
-                self._error(f"model delivery {status.get('sha256', '')[:12]} failed: {error}")
-                self._record_update(str(status.get("sha256", "")), "failed", f"delivery failed: {error}")
+            if self.watchdog is not None and state in ("downloading", "verifying"):
+                self.watchdog.progress(sha256, "verify" if state == "verifying" else "download")
+            if state == "failed" and was != "failed":
+                if self.watchdog is not None:
+                    self.watchdog.end(sha256)
+                timed_out = self._timed_out is not None and self._timed_out[0] == sha256  # stays the final state
+                if error not in (self.last_error or "") and not timed_out:
+                    self._error(f"model delivery {sha256[:12]} failed: {error}")
+                    self._record_update(sha256, "failed", f"delivery failed: {error}")
             self.report()
 
     def _rollback(self) -> SlotInfo | None:

@@ -51,6 +51,8 @@ class RolloutSummary(BaseModel):
     forced: bool
     window: dict[str, int] | None = Field(description="device-local start and end hour, or null")
     gates: dict[str, float | None] = Field(description="min_fps, max_p95_ms, max_error_rate")
+    shadow: dict[str, float | None] | None = Field(description="window_s and min_agreement of the shadow "
+                                                   "evaluation before each switch, or null")
     state: str = Field(description="running | paused | halted | aborted | succeeded")
     current_wave: int
     reason: str | None
@@ -74,6 +76,7 @@ def _summary(r: Rollout) -> dict[str, Any]:
             "max_failure_percent": r.max_failure_percent, "wave_timeout_s": r.wave_timeout_s,
             "rollback_on_halt": r.rollback_on_halt, "forced": r.forced, "window": window,
             "gates": {"min_fps": r.min_fps, "max_p95_ms": r.max_p95_ms, "max_error_rate": r.max_error_rate},
+            "shadow": None if r.shadow_s is None else {"window_s": r.shadow_s, "min_agreement": r.min_agreement},
             "state": r.state, "current_wave": r.current_wave, "reason": r.reason, "created_by": r.created_by,
             "created_at": r.created_at, "updated_at": r.updated_at, "finished_at": r.finished_at}
 

@@ -147,6 +147,8 @@ class Rollout(Base):
     min_fps: Mapped[float | None] = mapped_column(sa.Float())
     max_p95_ms: Mapped[float | None] = mapped_column(sa.Float())
     max_error_rate: Mapped[float | None] = mapped_column(sa.Float())
+    shadow_s: Mapped[float | None] = mapped_column(sa.Float(), doc="shadow evaluation window before the switch")
+    min_agreement: Mapped[float | None] = mapped_column(sa.Float(), doc="a device's shadow agreement below it fails")
     state: Mapped[str] = mapped_column(sa.String(16), index=True, doc="running|paused|halted|aborted|succeeded")
     current_wave: Mapped[int] = mapped_column(default=0, doc="0 is the canary")
     reason: Mapped[str | None] = mapped_column(sa.String(1000))

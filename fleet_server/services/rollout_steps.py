@@ -27,6 +27,9 @@ from fleet_server.services.twin import desired_of, patch_twin
 
 FAILED = ("failed", "timed_out")
 OTA_FAILED = ("failed", "rolled_back")
+# the agent's final update states (properties["update"]["state"]) that end a device's part, as (state, words)
+UPDATE_ENDS = {"failed": ("failed", "update failed"), "rolled_back": ("failed", "update rolled back on the device"),
+               "timed_out": ("timed_out", "update timed out on the device")}
 _RECENT_TELEMETRY = 20  # snapshots looked at for the newest one from the new model
 
 
@@ -103,9 +106,19 @@ def _start(session: Session, rollout: Rollout, rd: RolloutDevice, now: datetime)
     rd.previous_model = current.model.model_dump(mode="json") if current and current.model else None
     ref = ModelRef(name=rollout.model_name, version=rollout.model_version, sha256=rollout.model_sha256,
                    size=rollout.model_size)
-    patch_twin(session, device.id, TwinPatch(model=ref), actor=f"rollout:{rollout.id}")
+    patch_twin(session, device.id, TwinPatch(model=ref, properties={"shadow": shadow_block(rollout)}),
+               actor=f"rollout:{rollout.id}")
     rd.state, rd.reason, rd.started_at = "updating", None, now
     return True
+
+
+def shadow_block(rollout: Rollout) -> dict[str, Any] | None:
+    """The desired twin's ``properties["shadow"]`` for this rollout (None removes one left by an earlier one).
+    It names the package, so the agent applies it to that model only (edge_agent.fleet.shadow)."""
+    if rollout.shadow_s is None:
+        return None
+    return {"sha256": rollout.model_sha256, "window_s": rollout.shadow_s,
+            "min_agreement": rollout.min_agreement if rollout.min_agreement is not None else 0.0}
 
 
 def _judge(session: Session, rollout: Rollout, rd: RolloutDevice, now: datetime) -> None:
@@ -114,31 +127,55 @@ def _judge(session: Session, rollout: Rollout, rd: RolloutDevice, now: datetime)
         _finish(rd, "failed", "device decommissioned during its update", now)
         return
     verdict = _reported_verdict(rollout, device, rd.started_at)
-    if verdict == "running":
+    if verdict is not None and verdict[0] == "running":
         failed_gate = _gate_failure(session, rollout, rd)
         _finish(rd, "failed" if failed_gate else "succeeded", failed_gate, now)
     elif verdict is not None:
-        _finish(rd, "failed", verdict, now)
+        _finish(rd, verdict[0], verdict[1], now)
     elif rd.started_at is not None and now - rd.started_at > timedelta(seconds=rollout.wave_timeout_s):
         _finish(rd, "timed_out", f"not running the new model {rollout.wave_timeout_s}s after the switch", now)
 
 
-def _reported_verdict(rollout: Rollout, device: Device, since: datetime | None) -> str | None:
-    """"running" when the device reports the new package running and installed, a failure reason, or None
-    while it is still on its way. Only reports made since the switch count."""
+def _reported_verdict(rollout: Rollout, device: Device, since: datetime | None) -> tuple[str, str | None] | None:
+    """("running", None) when the device reports the new package running (installed, and its update succeeded
+    within the shadow gate), (device state, reason) when its update ended otherwise, None while it is still on its
+    way. Only reports made since the switch count. The agent's final update states map onto the device's:
+    failed -> failed, rolled_back (its own health check) -> failed, timed_out -> timed_out."""
     reported: dict[str, Any] = device.reported or {}
     if not reported or (since is not None and (device.reported_at is None or device.reported_at < since)):
         return None
-    ota = (reported.get("properties") or {}).get("ota")
+    props = reported.get("properties") or {}
+    update = props.get("update")
+    update = update if isinstance(update, dict) and update.get("sha256") == rollout.model_sha256 else None
+    state = update.get("state") if update is not None else None
+    if state in UPDATE_ENDS:
+        device_state, words = UPDATE_ENDS[state]
+        return device_state, f"{words}: {update.get('reason') or 'no reason given'}"
+    if state == "succeeded" and (failed := _shadow_failure(rollout, update)):
+        return "failed", failed
+    ota = props.get("ota")
     ota = ota if isinstance(ota, dict) and ota.get("sha256") == rollout.model_sha256 else None
     if ota is not None and ota.get("state") in OTA_FAILED:
-        return f"update {ota.get('state')}: {ota.get('error') or 'no reason given'}"
+        return "failed", f"update {ota.get('state')}: {ota.get('error') or 'no reason given'}"
     error = reported.get("last_error") or ""
     if rollout.model_sha256 in error or f"{rollout.model_name} {rollout.model_version}" in error:
-        return f"device reports: {error}"
+        return "failed", f"device reports: {error}"
     model = reported.get("model") or {}
-    if model.get("sha256") == rollout.model_sha256 and (ota is None or ota.get("state") == "installed"):
-        return "running"
+    if model.get("sha256") == rollout.model_sha256 and (ota is None or ota.get("state") == "installed") \
+            and state in (None, "succeeded"):
+        return "running", None
+    return None
+
+
+def _shadow_failure(rollout: Rollout, update: dict[str, Any]) -> str | None:
+    """Why the device's reported shadow agreement fails the rollout's minimum; None without a minimum, or
+    without a comparison (a device that ran no model before had nothing to compare with)."""
+    shadow = update.get("shadow")
+    if rollout.min_agreement is None or not isinstance(shadow, dict):
+        return None
+    agreement = shadow.get("agreement")
+    if not isinstance(agreement, (int, float)) or agreement < rollout.min_agreement:
+        return f"shadow agreement {agreement} below the rollout's minimum {rollout.min_agreement:g}"
     return None
 
 
@@ -200,7 +237,8 @@ def _roll_back(session: Session, rollout: Rollout, rds: list[RolloutDevice], now
                 or desired.model.sha256 != rollout.model_sha256:
             continue
         previous = ModelRef.model_validate(rd.previous_model) if rd.previous_model else None
-        patch_twin(session, rd.device_id, TwinPatch(model=previous), actor=f"rollout:{rollout.id}")
+        patch_twin(session, rd.device_id, TwinPatch(model=previous, properties={"shadow": None}),
+                   actor=f"rollout:{rollout.id}")
         changed.append(rd.device_id)
         if rd.state in ("succeeded", "updating"):
             _finish(rd, "rolled_back", f"rollout halted: {rollout.reason}", now)

@@ -25,6 +25,7 @@ FINAL_DEVICE_STATES = ("succeeded", "failed", "rolled_back", "timed_out")
 # The benchmark is the median inference latency on the build machine; a device's end-to-end p95 includes
 # capture, preprocessing and a slower CPU, so the default gate leaves this much headroom over it.
 BENCHMARK_HEADROOM = 10.0
+MAX_SHADOW_S = 3600.0  # the agent refuses a longer shadow window (edge_agent.fleet.shadow)
 # device=ID takes ids as the protocol allows them (edgefleet.protocol.validate_device_id)
 _TARGET = re.compile(r"^(all|tag=[^=\s]{1,64}=[^\s]{1,128}|device=[a-z0-9][a-z0-9_-]{2,62})$")
 
@@ -47,6 +48,10 @@ class RolloutCreate(BaseModel):
     min_fps: float | None = Field(None, ge=0)
     max_p95_ms: float | None = Field(None, gt=0)
     max_error_rate: float | None = Field(None, ge=0, le=1, description="dropped / captured frames")
+    shadow_s: float | None = Field(None, gt=0, le=MAX_SHADOW_S, description="run the new model beside the current "
+                                   "one on live frames this long before switching (shadow evaluation)")
+    min_agreement: float | None = Field(None, ge=0, le=1, description="shadow agreement (top-1 class, or boxes at "
+                                        "IoU 0.5) below which a device does not switch and fails; needs shadow_s")
 
     @field_validator("target")
     @classmethod
@@ -61,6 +66,11 @@ class RolloutCreate(BaseModel):
             raise ValueError("a maintenance window needs both window_start_hour and window_end_hour")
         if self.window_start_hour is not None and self.window_start_hour == self.window_end_hour:
             raise ValueError("a maintenance window's start and end hour must differ")
+        if self.min_agreement is not None and self.shadow_s is None:
+            raise ValueError("min_agreement needs a shadow evaluation: give shadow_s too")
+        if self.shadow_s is not None and self.shadow_s >= self.wave_timeout_s:
+            raise ValueError(f"shadow_s ({self.shadow_s:g}) must be shorter than wave_timeout_s "
+                             f"({self.wave_timeout_s}): a device could never finish in time")
         return self
 
 
@@ -118,8 +128,8 @@ def create(session: Session, spec: RolloutCreate, *, actor: str, actor_role: str
                       forced=spec.force and not package.deployable, window_start_hour=spec.window_start_hour,
                       window_end_hour=spec.window_end_hour, min_fps=spec.min_fps,
                       max_p95_ms=spec.max_p95_ms if spec.max_p95_ms is not None else default_p95_ms(package),
-                      max_error_rate=spec.max_error_rate, state="running", current_wave=0, created_by=actor,
-                      created_at=now, updated_at=now)
+                      max_error_rate=spec.max_error_rate, shadow_s=spec.shadow_s, min_agreement=spec.min_agreement,
+                      state="running", current_wave=0, created_by=actor, created_at=now, updated_at=now)
     session.add(rollout)
     session.flush()
     targets = [d for d in list_devices(session) if matches(spec.target, d)]

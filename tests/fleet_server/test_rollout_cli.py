@@ -80,3 +80,18 @@ def test_refusals_exit_1_bad_input_2_unreachable_3(server: ServerHandle, tmp_pat
     gone = runner.invoke(cli, ["rollout", "status", "1", "--server", "http://127.0.0.1:9", "--api-key", "efk_x"],
                          env=NO_ENV)
     assert gone.exit_code == 3
+
+
+def test_shadow_options_reach_the_rollout_and_bad_ones_exit_2(server: ServerHandle, tmp_path: Path) -> None:
+    _publish(server, tmp_path, "cli-shadow")
+    made = rollout(server, "create", "--model", "cli-shadow:1.0.0", "--target", "tag=site=nowhere",
+                   "--shadow", "30s", "--min-agreement", "0.9", "--json")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["shadow"] == {"window_s": 30.0, "min_agreement": 0.9}
+    minutes = rollout(server, "create", "--model", "cli-shadow:1.0.0", "--target", "tag=site=nowhere",
+                      "--shadow", "2m", "--json")
+    assert json.loads(minutes.stdout)["shadow"] == {"window_s": 120.0, "min_agreement": None}
+    for bad in (["--shadow", "soon"], ["--shadow", "2h"], ["--shadow", "30s", "--min-agreement", "1.5"],
+                ["--min-agreement", "0.9"], ["--shadow", "30s", "--wave-timeout", "20"]):
+        result = rollout(server, "create", "--model", "cli-shadow:1.0.0", *bad)
+        assert result.exit_code == 2, (bad, result.output)

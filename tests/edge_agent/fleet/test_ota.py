@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgefleet import protocol as p
+from edgefleet.backoff import Backoff
 from edge_agent.fleet.sim import SimulatedDevice
 from edge_agent.fleet.state import StateDir
 from fleet_server.mqtt_bridge import MqttBridge
@@ -42,8 +43,9 @@ class Setup:
     packages: PackageMaker
     devices: list[SimulatedDevice] = field(default_factory=list)
 
-    def device(self, root: Path | None = None) -> SimulatedDevice:
-        """A started simulated device trusting the fleet key; ``root`` reuses a state dir (a restarted agent)."""
+    def device(self, root: Path | None = None, **options: object) -> SimulatedDevice:
+        """A started simulated device trusting the fleet key; ``root`` reuses a state dir (a restarted agent);
+        ``options`` go to the agent (OTA timeouts, retries, the update watchdog)."""
         if root is None:
             config = make_config(self.port)
             state = write_state(self.tmp / config.device_id, config)
@@ -55,7 +57,7 @@ class Setup:
             root = state.root
         else:
             config = StateDir(root).load_config()
-        device = SimulatedDevice(config, root, fps=5, ota_block=BLOCK, ota_timeout_s=3.0).start()
+        device = SimulatedDevice(config, root, fps=5, ota_block=BLOCK, **{"ota_timeout_s": 3.0, **options}).start()
         self.devices.append(device)
         assert device.wait_ready(TIMEOUT)
         return device
@@ -64,12 +66,12 @@ class Setup:
         self.catalog.assign(device.config.device_id, ref.sha256)
         self.bridge.publish_desired(device.config.device_id, p.TwinDesired(revision=revision, model=ref), timeout=10)
 
-    def reported_ota(self, device: SimulatedDevice, state: str) -> p.TwinReported:
-        """The first twin the device reported over MQTT with ``properties.ota.state == state``."""
+    def reported_ota(self, device: SimulatedDevice, state: str, key: str = "ota") -> p.TwinReported:
+        """The first twin the device reported over MQTT with ``properties[key].state == state``."""
         def find() -> p.TwinReported | None:
             return next((c[2] for c in self.recorder.of(device.config.device_id) if c[0] == "reported"
-                         and c[2].properties.get("ota", {}).get("state") == state), None)
-        return wait_for(find, 30, lambda: f"ota state {state}; last reported {device.last_reported}")
+                         and c[2].properties.get(key, {}).get("state") == state), None)
+        return wait_for(find, 30, lambda: f"{key} state {state}; last reported {device.last_reported}")
 
 
 @pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
@@ -217,3 +219,40 @@ def test_a_block_of_the_wrong_size_or_offset_is_refused_and_asked_again(setup: S
     original(dev, sha, 1, b"x" * BLOCK, timeout=10)  # an offset never asked for
     wait_for(lambda: device.ota.refused["unexpected"] == 1, what="the unexpected block refused")
     assert device.slots.active().package_sha256 == sha
+
+
+def test_a_server_that_never_answers_ends_the_update_failed_after_bounded_retries(setup: Setup) -> None:
+    ref = setup.catalog.add(setup.packages.make("1.0"))
+    device = setup.device(ota_timeout_s=0.3, ota_window=1,
+                          ota_retry=Backoff(initial_delay_s=0.05, max_delay_s=0.1, jitter=0.0, max_attempts=3))
+    setup.gate.hold_from = 0  # every block request is taken and never answered
+    setup.desire(device, ref)
+    reported = setup.reported_ota(device, "failed", key="update")
+    why = "block at offset 0 did not arrive intact after 3 attempts"
+    assert reported.properties["update"] == {"sha256": ref.sha256, "state": "failed",
+                                             "reason": f"delivery failed: {why}"}
+    assert reported.properties["ota"]["state"] == "failed" and reported.properties["ota"]["error"] == why
+    assert reported.model is None and why in reported.last_error
+    assert setup.recorder.requested(device.config.device_id) == [0, 0, 0]  # three attempts, then no more
+
+
+def test_the_watchdog_times_out_a_stalled_download_and_a_new_revision_resumes_it(setup: Setup) -> None:
+    ref = setup.catalog.add(setup.packages.make("1.0"))
+    device = setup.device(ota_timeout_s=600.0, update_stall_s=2.0)  # no block retry comes before the watchdog
+    setup.gate.hold_from = 2 * BLOCK
+    setup.desire(device, ref)
+    reported = setup.reported_ota(device, "timed_out", key="update")
+    assert reported.properties["update"]["reason"].startswith("no progress in download for ")
+    assert f"model update {ref.sha256[:12]} timed out" in reported.last_error
+    failed = setup.reported_ota(device, "failed")  # the download itself was stopped, with the reason
+    assert failed.properties["ota"]["error"].startswith("timed out: no progress in download")
+    assert failed.properties["update"]["state"] == "timed_out"  # the final state stays timed_out
+    assert device.watchdog.fired == 1 and device.slots.active() is None
+    wait_for(lambda: sidecar(device, ref.sha256) == [0, 1], what="the blocks that came kept for a resume")
+
+    setup.gate.hold_from = None
+    setup.desire(device, ref, revision=2)  # a later desired twin tries again, and resumes
+    reported = setup.reported_ota(device, "succeeded", key="update")
+    assert reported.model.sha256 == ref.sha256 and device.slots.active().package_sha256 == ref.sha256
+    asked = setup.recorder.requested(device.config.device_id)
+    assert asked.count(0) == 1 and asked.count(BLOCK) == 1 and set(asked) == set(offsets(ref.size))

@@ -94,3 +94,23 @@ def test_not_deployable_needs_an_admin_force_and_bad_requests_are_refused(api: A
         assert r.status_code == 422 and r.json()["errors"], body
     assert api.client.post(ROLLOUTS, json={"model": "nope:1"}, headers=operator).status_code == 404
     assert api.client.get(f"{ROLLOUTS}/999", headers=operator).status_code == 404
+
+
+def test_a_shadow_evaluation_is_asked_of_each_device_and_bad_values_are_refused(api: Api, packer: Packer) -> None:
+    view = upload(api, packer.make()).json()
+    device_id = api.enroll(api.token()).json()["device_id"]
+    operator = api.headers(api.key("operator"))
+    r = api.client.post(ROLLOUTS, json={"model": "tiny:1.0.0", "shadow_s": 30, "min_agreement": 0.9},
+                        headers=operator)
+    assert r.status_code == 201 and r.json()["shadow"] == {"window_s": 30.0, "min_agreement": 0.9}, r.text
+    _tick(api)
+    twin = api.client.get(f"/api/v1/devices/{device_id}/twin", headers=api.headers()).json()
+    assert twin["desired"]["properties"]["shadow"] == {"sha256": view["sha256"], "window_s": 30.0,
+                                                       "min_agreement": 0.9}
+    for body, why in (({"min_agreement": 0.9}, "needs a shadow evaluation"), ({"shadow_s": -1}, "shadow_s"),
+                      ({"shadow_s": 30, "min_agreement": 2}, "min_agreement"),
+                      ({"shadow_s": 7200}, "shadow_s"), ({"shadow_s": "soon"}, "shadow_s")):
+        r = api.client.post(ROLLOUTS, json={"model": "tiny:1.0.0", **body}, headers=operator)
+        assert r.status_code == 422 and why in r.text, (body, r.text)
+    plain = api.client.post(ROLLOUTS, json={"model": "tiny:1.0.0", "target": "tag=x=y"}, headers=operator)
+    assert plain.status_code == 201 and plain.json()["shadow"] is None

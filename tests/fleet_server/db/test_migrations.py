@@ -15,7 +15,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
         names = set(sa.inspect(engine).get_table_names())
         assert TABLES <= names
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005_rollout_shadow"
     finally:
         engine.dispose()
 

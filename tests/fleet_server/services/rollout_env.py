@@ -43,9 +43,10 @@ def create(db: Database, *, role: str = "operator", **spec: Any) -> int:
 
 
 def report(db: Database, device_id: str, *, model: ModelRef | None = NEW, ota_state: str | None = "installed",
-           error: str | None = None, last_error: str | None = None) -> None:
-    """What the agent reports: the model it runs and its download's progress."""
-    props = {}
+           error: str | None = None, last_error: str | None = None, update: dict[str, Any] | None = None) -> None:
+    """What the agent reports: the model it runs, its download's progress and (``update``) how its update of
+    the new package ended."""
+    props: dict[str, Any] = {} if update is None else {"update": {"sha256": NEW.sha256, "reason": None, **update}}
     if ota_state is not None:
         props["ota"] = {"sha256": NEW.sha256, "state": ota_state, "bytes": 2000 if ota_state == "installed" else 500,
                         "total": 2000, "percent": 100.0 if ota_state == "installed" else 25.0, "error": error}
@@ -75,6 +76,12 @@ def rollout_state(db: Database, rollout_id: int) -> tuple[str, int, str | None]:
     with db.session() as s:
         r = rollouts.get_rollout(s, rollout_id)
         return r.state, r.current_wave, r.reason
+
+
+def desired_properties(db: Database, device_id: str) -> dict[str, Any]:
+    with db.session() as s:
+        desired = twin.desired_of(s.get(Device, device_id).desired)
+        return desired.properties if desired else {}
 
 
 def desired_model(db: Database, device_id: str) -> ModelRef | None:
