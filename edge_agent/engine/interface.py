@@ -74,6 +74,15 @@ class RunningPipeline(Protocol):
     def stats(self) -> PipelineStats: ...
 
 
+@dataclass(frozen=True)
+class SampleRun:
+    """One pass of a model on one frame, kept whole for a self-test: the raw outputs and what they decode to."""
+
+    inference_ms: float
+    outputs: list[Any]  # the runtime's output arrays (numpy), in the model's order
+    results: tuple[Any, ...]  # Classification / Detection values
+
+
 @runtime_checkable
 class StagedModel(Protocol):
     """A model loaded beside the running one, not serving yet: what a health check probes before a swap."""
@@ -83,6 +92,10 @@ class StagedModel(Protocol):
     def run_sample(self, image: Any | None = None) -> float:
         """One full pass (preprocess, inference, decoding) on ``image`` (a BGR frame) or a black frame of the
         model's input size; returns the inference milliseconds, raises whatever the model raises."""
+        ...
+
+    def probe(self, image: Any | None = None) -> SampleRun:
+        """What :meth:`run_sample` does, returning the raw outputs and decoded results too (`self_test`)."""
         ...
 
     def close(self) -> None: ...

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 from edgefleet import protocol
 from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
                                 TwinReported)
-from edge_agent.fleet.commands import CommandTable, builtin_commands
+from edge_agent.fleet.command_context import agent_commands
+from edge_agent.fleet.commands import CommandTable
 from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink, StagedModel
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
@@ -33,6 +33,7 @@ from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
 AGENT_VERSION = "0.1.0"
+REPLY_WAIT_S = 5.0
 
 
 class EnginePipelineFactory:
@@ -84,6 +85,8 @@ class Agent:
         self.ota_options = {"block_size": ota_block, "window": ota_window, "timeout_s": ota_timeout_s}
         self.last_telemetry: Telemetry | None = None
         self.last_reported: TwinReported | None = None
+        self.latest_result: Result | None = None  # the newest frame's outcome, for `snapshot`
+        self.exit_code: int | None = None  # set by `restart_agent`: `agent run` exits with it
         self.rejected_messages = 0
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -151,7 +154,9 @@ class Agent:
             self.twin.applied = self.twin.applied.model_copy(update={"pipeline": pipeline})
 
     def init_commands(self) -> None:
-        self.commands: CommandTable = builtin_commands(self)
+        self.commands: CommandTable
+        self.commands, self.command_context = agent_commands(self)
+        logging.getLogger("edge_agent").addHandler(self.command_context.errors)
 
     def init_mqtt(self) -> None:
         settings = BrokerSettings.from_url(
@@ -199,6 +204,7 @@ class Agent:
         self.outbox.stop()
         self.link.stop(reason)
         self.outbox.close()
+        logging.getLogger("edge_agent").removeHandler(self.command_context.errors)
         if self._log_handler is not None:
             logging.getLogger("edge_agent").removeHandler(self._log_handler)
             self._log_handler.close()
@@ -208,7 +214,7 @@ class Agent:
         return self.link.subscribed.wait(timeout)
 
     def run_forever(self) -> None:
-        """Run until :meth:`stop` is called (run_cli wires SIGINT/SIGTERM to it)."""
+        """Run until :meth:`stop` is called (run_cli wires SIGINT/SIGTERM to it) or a command asks for an exit."""
         self._stop.wait()
 
     # messages ----------------------------------------------------------------------------------
@@ -233,13 +239,23 @@ class Agent:
         if isinstance(message, TwinDesired):
             self.twin.apply_desired(message)
         elif isinstance(message, Command):
-            reply = self.commands.handle(message)
-            self.link.publish(protocol.cmd_reply_topic(self.config.device_id, topic.request_id), reply.encode(),
-                              qos=1)
+            self._answer(topic.request_id, message)
         elif topic.kind is TopicKind.OTA_DATA:
             self.ota.on_block(topic.sha256, topic.offset, message)
         else:
             log.info("ignoring %s message", topic.kind.value)
+
+    def _answer(self, request_id: str, command: Command) -> None:
+        """Run (or recall) the command and publish its reply; a `restart_agent` then ends the agent's run."""
+        reply = self.commands.handle(command, request_id)
+        info = self.link.publish(protocol.cmd_reply_topic(self.config.device_id, request_id), reply.encode(), qos=1)
+        if self.exit_code is not None and reply.ok:
+            try:
+                info.wait_for_publish(REPLY_WAIT_S)  # the reply leaves before the agent does
+            except (RuntimeError, ValueError):
+                log.warning("the reply to %s was not confirmed before exiting", request_id)
+            log.warning("exiting with code %d on remote command", self.exit_code)
+            self._stop.set()
 
     def _reject(self, topic: str, reason: str) -> None:
         self.rejected_messages += 1
@@ -266,6 +282,7 @@ class Agent:
         self.link.publish(protocol.twin_reported_topic(self.config.device_id), reported.encode(), qos=1, retain=True)
 
     def _on_result(self, result: Result) -> None:
+        self.latest_result = result
         for event in self.gate.events(result, self.twin.pipeline_config, self.twin.camera):
             self.emit_event(event)
 
@@ -293,34 +310,6 @@ class Agent:
         self.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(self.config.device_id), snapshot.encode())
         self.last_telemetry = snapshot
         return snapshot
-
-    # CommandContext ----------------------------------------------------------------------------
-    @property
-    def allow_reboot(self) -> bool:
-        return self.config.allow_reboot
-
-    def uptime_s(self) -> float:
-        return self.collector.uptime_s()
-
-    def log_file(self) -> Path:
-        return self.state.log_path
-
-    def describe_config(self) -> dict[str, Any]:
-        return {"agent": self.config.model_dump(mode="json"), "camera": self.twin.camera,
-                "pipeline": self.twin.pipeline_config.model_dump(mode="json"),
-                "config_hash": protocol.config_hash(self.twin.pipeline_config),
-                "reported": self.twin.reported().model_dump(mode="json")}
-
-    def set_pipeline_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        return self.twin.apply_pipeline_changes(changes)
-
-    def restart_pipeline(self) -> dict[str, Any]:
-        self.host.restart()
-        return {"restarted": True, "rebuilds": self.host.rebuilds}
-
-    def reboot(self) -> None:
-        log.warning("rebooting on remote command")
-        subprocess.Popen(self.config.reboot_command)
 
     def _spawn(self, name: str, target) -> None:
         thread = threading.Thread(target=target, name=f"{name}-{self.config.device_id}", daemon=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgefleet.protocol import PipelineConfig
-from edge_agent.engine.interface import RunningPipeline, Selection
+from edge_agent.engine.interface import RunningPipeline, SampleRun, Selection
 from edge_agent.errors import ConfigError
 from models.manifest import Manifest
 
@@ -28,6 +28,9 @@ class EngineStagedModel:
 
     def run_sample(self, image: np.ndarray | None = None) -> float:
         """The whole per-frame path on one frame, so a model whose outputs do not decode fails here, not live."""
+        return self.probe(image).inference_ms
+
+    def probe(self, image: np.ndarray | None = None) -> SampleRun:
         if image is None:
             spec = self.model.input_spec
             image = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
@@ -36,8 +39,8 @@ class EngineStagedModel:
         outputs = self.model.infer(tensor)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         height, width = image.shape[:2]
-        self.postprocessor(outputs, self.preprocessor.geometry(width, height))
-        return elapsed_ms
+        results = self.postprocessor(outputs, self.preprocessor.geometry(width, height))
+        return SampleRun(elapsed_ms, [np.asarray(o) for o in outputs], tuple(results))
 
     def close(self) -> None:
         self.model.close()
