@@ -134,6 +134,6 @@ def list_commands(session: SessionDep, key: ViewerKey, device_id: DeviceId,
     return [view(row, reveal=reveal) for row in commands.list_commands(session, device_id, state=state, limit=limit)]
 
 
-@router.get("/{request_id}", response_model=CommandView)
+@router.get("/{request_id}", response_model=CommandView, responses=responses(422))
 def get_command(session: SessionDep, key: ViewerKey, device_id: DeviceId, request_id: RequestId) -> CommandView:
     return view(commands.get_command(session, device_id, request_id), reveal=reveals_secrets(key))
