@@ -156,7 +156,6 @@ class Agent:
     def init_commands(self) -> None:
         self.commands: CommandTable
         self.commands, self.command_context = agent_commands(self)
-        logging.getLogger("edge_agent").addHandler(self.command_context.errors)
 
     def init_mqtt(self) -> None:
         settings = BrokerSettings.from_url(
@@ -204,7 +203,6 @@ class Agent:
         self.outbox.stop()
         self.link.stop(reason)
         self.outbox.close()
-        logging.getLogger("edge_agent").removeHandler(self.command_context.errors)
         if self._log_handler is not None:
             logging.getLogger("edge_agent").removeHandler(self._log_handler)
             self._log_handler.close()

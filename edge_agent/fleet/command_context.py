@@ -16,7 +16,7 @@ from edgefleet import protocol
 from edge_agent.errors import EXIT_RESTART
 from edge_agent.fleet.command_memory import FILE_NAME, ReplyMemory
 from edge_agent.fleet.commands import CommandContext, CommandFailed, CommandTable, NoArgs, builtin_commands
-from edge_agent.fleet.diagnostics import RecentErrors, report
+from edge_agent.fleet.diagnostics import recent_errors, report
 from edge_agent.fleet.self_test import SelfTestArgs, self_test
 from edge_agent.fleet.snapshot import SnapshotArgs, snapshot
 
@@ -31,7 +31,7 @@ class AgentCommands(CommandContext):
 
     def __init__(self, agent: "Agent") -> None:
         self.agent = agent
-        self.errors = RecentErrors()
+        self.errors = recent_errors()
 
     @property
     def allow_reboot(self) -> bool:  # type: ignore[override]

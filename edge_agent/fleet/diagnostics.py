@@ -49,6 +49,22 @@ class RecentErrors(logging.Handler):
             return list(self.records)
 
 
+_SHARED: RecentErrors | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def recent_errors() -> RecentErrors:
+    """The one handler of this process, attached to the ``edge_agent`` logger on first use: one per process, not
+    per agent, so a simulator running a thousand agents does not pass each log line through a thousand handlers
+    (those agents share a log, and so their recent errors)."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = RecentErrors()
+            logging.getLogger("edge_agent").addHandler(_SHARED)
+        return _SHARED
+
+
 def versions(agent_version: str) -> dict[str, Any]:
     """Installed versions, read from package metadata so no runtime is imported just to ask."""
     found: dict[str, Any] = {"agent": agent_version, "python": platform.python_version()}
