@@ -7,6 +7,9 @@ from __future__ import annotations
 # Exit codes: 2 bad input or configuration, 4 model package refused, 5 camera source, 6 inference backend,
 # 1 any other agent error. (3 is `edgefleet`'s own "install the extra" code.)
 EXIT_BAD_INPUT, EXIT_PACKAGE, EXIT_SOURCE, EXIT_BACKEND, EXIT_AGENT = 2, 4, 5, 6, 1
+# `agent run` ended cleanly because the fleet asked for a restart (`restart_agent`): the service manager starts it
+# again (systemd: `RestartForceExitStatus=75`). 75 is sysexits' EX_TEMPFAIL: "try again later".
+EXIT_RESTART = 75
 
 
 class AgentError(Exception):

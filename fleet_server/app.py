@@ -18,7 +18,9 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import apikeys, audit, devices, enroll, errors, health, models, rollouts, tokens, twin
+from fleet_server.api import (apikeys, audit, commands, devices, enroll, errors, health, models, rollouts, tokens,
+                              twin)
+from fleet_server.command_dispatch import CommandDispatcher
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
 from fleet_server.ingest import Ingest
@@ -94,7 +96,7 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
     if url.tls:
         cert, key = fleet.ca.server_identity()
         tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
-    ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server())
+    ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server(), commands=fleet.commands)
     return MqttBridge(url, ingest, username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
                       signer=fleet.control,
@@ -106,6 +108,8 @@ async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
         await anyio.to_thread.run_sync(fleet.bridge.stop)
     if fleet.ota is not None:  # after the bridge: no new block requests arrive
         await anyio.to_thread.run_sync(fleet.ota.close)
+    if fleet.commands is not None:  # after the bridge: no new replies arrive
+        await anyio.to_thread.run_sync(fleet.commands.close)
     if republisher is not None:  # after the bridge: no new (re)connect can queue work
         await anyio.to_thread.run_sync(republisher.close)
     if fleet.user_sync is not None:
@@ -129,6 +133,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
         try:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
+            fleet.commands = CommandDispatcher(fleet.db, fleet.publish_command)
             if start_mqtt:
                 await anyio.to_thread.run_sync(_start_broker, fleet)
                 republisher = _Republisher(fleet)
@@ -138,6 +143,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
                 sweeper = asyncio.create_task(_sweep_retained(fleet))
                 scheduler = RolloutScheduler(fleet.db, fleet.publish_desired).start()
+                fleet.commands.start()
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
         except BaseException as exc:
@@ -164,7 +170,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, models, rollouts, apikeys, audit):
+    for module in (enroll, tokens, devices, twin, commands, models, rollouts, apikeys, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

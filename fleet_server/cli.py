@@ -266,3 +266,7 @@ def apikey_ls(ctx: typer.Context, json_out: JsonOpt = False, server: ServerOpt =
     """List API keys (prefixes and roles; secrets are never stored)."""
     keys = _call(_client(ctx, server, api_key, state_dir, api_key_file).get, "/apikeys")
     print_json(keys) if json_out else console.print(keys_table(keys))
+
+
+# `devices cmd` lives in its own module (remote commands); importing it registers it on devices_app.
+import fleet_server.command_cli  # noqa: E402,F401

@@ -18,6 +18,7 @@ from typing import Any
 from edgefleet.protocol.control import ControlSigner
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
+from fleet_server.errors import BridgeError
 from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
 from fleet_server.model_store import ModelStore
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 ADMIN_KEY_FILE = "admin-api-key"
 BROKER_PASSWORD_FILE = "broker-server-password"
 OTA_PUBLISH_TIMEOUT_S = 30.0
+COMMAND_PUBLISH_TIMEOUT_S = 5.0
 
 
 def admin_key_path(state_dir: Path) -> Path:
@@ -63,6 +65,7 @@ class Fleet:
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
     broker: Any = None  # fleet_server.nats.NatsBroker when embedded
     ota: OtaServer | None = None  # answers devices' block requests once the bridge is made
+    commands: Any = None  # fleet_server.command_dispatch.CommandDispatcher, made by the app's lifespan
     user_sync: BrokerUserSync | None = None  # keeps the embedded broker's users in step with the inventory
     broker_url: str = ""  # where the server's bridge connects
     public_broker_url: str = ""  # what devices are told at enrollment
@@ -188,6 +191,12 @@ class Fleet:
         if self.bridge is None:
             raise RuntimeError("the MQTT bridge is not started")
         self.bridge.publish_ota_block(device_id, sha256, offset, data, timeout=OTA_PUBLISH_TIMEOUT_S)
+
+    def publish_command(self, device_id: str, request_id: str, command: Any) -> None:
+        """Hand a command to the broker (QoS 1) and wait for its PUBACK; BridgeError when it cannot be."""
+        if self.bridge is None:
+            raise BridgeError("the MQTT bridge is not running")
+        self.bridge.publish_command(device_id, request_id, command, timeout=COMMAND_PUBLISH_TIMEOUT_S)
 
     # -------------------------------------------------------------------------------- metrics sources
     def _devices_online(self) -> int:

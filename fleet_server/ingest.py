@@ -2,7 +2,9 @@
 
 Callbacks run on the MQTT client's thread; each opens its own short transaction. A message from an unknown
 or decommissioned device is counted and dropped; a database error is logged and never reaches the bridge.
-Block requests (`ota/get`) go to the `OtaServer` when one is set (fleet_server.ota), which answers off this thread.
+Block requests (`ota/get`) go to the `OtaServer` when one is set (fleet_server.ota), which answers off this thread;
+command replies to the `CommandDispatcher` (fleet_server.command_dispatch), which stores them off this thread, and
+a device coming online wakes it to send what was queued for the device.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from fleet_server.metrics import FleetMetrics
 from fleet_server.services import devices
 
 if TYPE_CHECKING:
+    from fleet_server.command_dispatch import CommandDispatcher
     from fleet_server.ota import OtaServer
 
 log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None) -> None:
+    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None,
+                 commands: "CommandDispatcher | None" = None) -> None:
         self.db, self.metrics, self.ota = db, metrics, ota
+        self.commands = commands
 
     def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
         self.metrics.messages_in.labels(kind).inc()
@@ -40,6 +45,8 @@ class Ingest:
 
     def on_status(self, device_id: str, status: Status) -> None:
         self._apply("status", device_id, devices.record_status, status)
+        if status.state == "online" and self.commands is not None:
+            self.commands.wake()
 
     def on_reported(self, device_id: str, reported: TwinReported) -> None:
         self._apply("reported", device_id, devices.record_reported, reported)
@@ -52,6 +59,8 @@ class Ingest:
 
     def on_command_reply(self, device_id: str, request_id: str, reply: CommandReply) -> None:
         self._apply("command_reply", device_id, devices.touch)
+        if self.commands is not None:
+            self.commands.on_reply(device_id, request_id, reply)
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
         """Hand the request to the OtaServer (it only counts and queues here). No database write: a download asks

@@ -30,7 +30,8 @@ def run_command(
     source: str | None = typer.Option(None, "--source", help="Camera to run instead of the configured one"),
     model: Path | None = typer.Option(None, "--model", help="Install and run this signed model package first"),
 ) -> None:
-    """Run the agent connected to its fleet until Ctrl-C or SIGTERM."""
+    """Run the agent connected to its fleet until Ctrl-C or SIGTERM (or, after a remote `restart_agent`, exit with
+    code 75 for the service manager to restart it)."""
     from edge_agent.fleet.agent import Agent
 
     state = StateDir(resolve_state_dir(state_dir))
@@ -50,7 +51,7 @@ def run_command(
         agent = Agent(config, state.root, source=source, log_to_file=True)
         agent.start()
         typer.echo(f"agent {config.device_id} running (broker {config.broker_url}); Ctrl-C to stop")
-        while not stopping.wait(0.5):
+        while not stopping.wait(0.5) and agent.exit_code is None:
             pass
     except AgentError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -61,3 +62,6 @@ def run_command(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     typer.echo("stopped; status offline published")
+    if agent is not None and agent.exit_code is not None:  # `restart_agent`: the service manager starts us again
+        typer.echo(f"exiting with code {agent.exit_code} so the service manager restarts the agent")
+        raise typer.Exit(agent.exit_code)

@@ -74,6 +74,15 @@ class RunningPipeline(Protocol):
     def stats(self) -> PipelineStats: ...
 
 
+@dataclass(frozen=True)
+class SampleRun:
+    """One pass of a model on one frame, kept whole for a self-test: the raw outputs and what they decode to."""
+
+    inference_ms: float
+    outputs: list[Any]  # the runtime's output arrays (numpy), in the model's order
+    results: tuple[Any, ...]  # Classification / Detection values
+
+
 @runtime_checkable
 class StagedModel(Protocol):
     """A model loaded beside the running one, not serving yet: what a health check probes before a swap."""
@@ -88,6 +97,10 @@ class StagedModel(Protocol):
     def run(self, image: Any) -> tuple[tuple[Any, ...], float]:
         """The same full pass on a live frame: its decoded results and the inference milliseconds (a shadow
         evaluation compares them with what the serving model gave for that frame)."""
+        ...
+
+    def probe(self, image: Any | None = None) -> SampleRun:
+        """What :meth:`run_sample` does, returning the raw outputs and decoded results too (`self_test`)."""
         ...
 
     def close(self) -> None: ...

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +18,8 @@ from edgefleet import protocol
 from edgefleet.backoff import Backoff
 from edgefleet.protocol import (DEFAULT_OTA_BLOCK, Command, Event, PipelineConfig, Telemetry, TopicKind, TwinDesired,
                                 TwinReported)
-from edge_agent.fleet.commands import CommandTable, builtin_commands
+from edge_agent.fleet.command_context import agent_commands
+from edge_agent.fleet.commands import CommandTable
 from edge_agent.engine.interface import PipelineFactory, RunningPipeline, Selection, Sink, StagedModel
 from edge_agent.engine.postprocess.results import Result
 from edge_agent.fleet.host import PipelineHost
@@ -35,6 +35,7 @@ from models.manifest import Manifest
 
 log = logging.getLogger(__name__)
 AGENT_VERSION = "0.1.0"
+REPLY_WAIT_S = 5.0
 
 
 class EnginePipelineFactory:
@@ -89,6 +90,8 @@ class Agent:
         self.update_stall_s = update_stall_s
         self.last_telemetry: Telemetry | None = None
         self.last_reported: TwinReported | None = None
+        self.latest_result: Result | None = None  # the newest frame's outcome, for `snapshot`
+        self.exit_code: int | None = None  # set by `restart_agent`: `agent run` exits with it
         self.rejected_messages = 0
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -157,7 +160,8 @@ class Agent:
             self.twin.applied = self.twin.applied.model_copy(update={"pipeline": pipeline})
 
     def init_commands(self) -> None:
-        self.commands: CommandTable = builtin_commands(self)
+        self.commands: CommandTable
+        self.commands, self.command_context = agent_commands(self)
 
     def init_mqtt(self) -> None:
         settings = BrokerSettings.from_url(
@@ -217,7 +221,7 @@ class Agent:
         return self.link.subscribed.wait(timeout)
 
     def run_forever(self) -> None:
-        """Run until :meth:`stop` is called (run_cli wires SIGINT/SIGTERM to it)."""
+        """Run until :meth:`stop` is called (run_cli wires SIGINT/SIGTERM to it) or a command asks for an exit."""
         self._stop.wait()
 
     # messages ----------------------------------------------------------------------------------
@@ -242,13 +246,23 @@ class Agent:
         if isinstance(message, TwinDesired):
             self.twin.apply_desired(message)
         elif isinstance(message, Command):
-            reply = self.commands.handle(message)
-            self.link.publish(protocol.cmd_reply_topic(self.config.device_id, topic.request_id), reply.encode(),
-                              qos=1)
+            self._answer(topic.request_id, message)
         elif topic.kind is TopicKind.OTA_DATA:
             self.ota.on_block(topic.sha256, topic.offset, message)
         else:
             log.info("ignoring %s message", topic.kind.value)
+
+    def _answer(self, request_id: str, command: Command) -> None:
+        """Run (or recall) the command and publish its reply; a `restart_agent` then ends the agent's run."""
+        reply = self.commands.handle(command, request_id)
+        info = self.link.publish(protocol.cmd_reply_topic(self.config.device_id, request_id), reply.encode(), qos=1)
+        if self.exit_code is not None and reply.ok:
+            try:
+                info.wait_for_publish(REPLY_WAIT_S)  # the reply leaves before the agent does
+            except (RuntimeError, ValueError):
+                log.warning("the reply to %s was not confirmed before exiting", request_id)
+            log.warning("exiting with code %d on remote command", self.exit_code)
+            self._stop.set()
 
     def _reject(self, topic: str, reason: str) -> None:
         self.rejected_messages += 1
@@ -275,6 +289,7 @@ class Agent:
         self.link.publish(protocol.twin_reported_topic(self.config.device_id), reported.encode(), qos=1, retain=True)
 
     def _on_result(self, result: Result) -> None:
+        self.latest_result = result
         for event in self.gate.events(result, self.twin.pipeline_config, self.twin.camera):
             self.emit_event(event)
 
@@ -302,34 +317,6 @@ class Agent:
         self.outbox.enqueue(TELEMETRY, protocol.telemetry_topic(self.config.device_id), snapshot.encode())
         self.last_telemetry = snapshot
         return snapshot
-
-    # CommandContext ----------------------------------------------------------------------------
-    @property
-    def allow_reboot(self) -> bool:
-        return self.config.allow_reboot
-
-    def uptime_s(self) -> float:
-        return self.collector.uptime_s()
-
-    def log_file(self) -> Path:
-        return self.state.log_path
-
-    def describe_config(self) -> dict[str, Any]:
-        return {"agent": self.config.model_dump(mode="json"), "camera": self.twin.camera,
-                "pipeline": self.twin.pipeline_config.model_dump(mode="json"),
-                "config_hash": protocol.config_hash(self.twin.pipeline_config),
-                "reported": self.twin.reported().model_dump(mode="json")}
-
-    def set_pipeline_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        return self.twin.apply_pipeline_changes(changes)
-
-    def restart_pipeline(self) -> dict[str, Any]:
-        self.host.restart()
-        return {"restarted": True, "rebuilds": self.host.rebuilds}
-
-    def reboot(self) -> None:
-        log.warning("rebooting on remote command")
-        subprocess.Popen(self.config.reboot_command)
 
     def _spawn(self, name: str, target) -> None:
         thread = threading.Thread(target=target, name=f"{name}-{self.config.device_id}", daemon=True)

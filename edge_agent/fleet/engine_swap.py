@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgefleet.protocol import PipelineConfig
-from edge_agent.engine.interface import RunningPipeline, Selection
+from edge_agent.engine.interface import RunningPipeline, SampleRun, Selection
 from edge_agent.errors import ConfigError
 from models.manifest import Manifest
 
@@ -28,18 +28,25 @@ class EngineStagedModel:
 
     def run_sample(self, image: np.ndarray | None = None) -> float:
         """The whole per-frame path on one frame, so a model whose outputs do not decode fails here, not live."""
+        return self.probe(image).inference_ms
+
+    def probe(self, image: np.ndarray | None = None) -> SampleRun:
+        """One full pass (preprocess, inference, decoding) kept whole: raw outputs and results (`self_test`)."""
         if image is None:
             spec = self.model.input_spec
             image = np.zeros((spec.height, spec.width, 3), dtype=np.uint8)
-        return self.run(image)[1]
-
-    def run(self, image: np.ndarray) -> tuple[tuple[Any, ...], float]:
         tensor = self.preprocessor(image)
         started = time.perf_counter()
         outputs = self.model.infer(tensor)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         height, width = image.shape[:2]
-        return tuple(self.postprocessor(outputs, self.preprocessor.geometry(width, height))), elapsed_ms
+        results = self.postprocessor(outputs, self.preprocessor.geometry(width, height))
+        return SampleRun(elapsed_ms, [np.asarray(o) for o in outputs], tuple(results))
+
+    def run(self, image: np.ndarray) -> tuple[tuple[Any, ...], float]:
+        """A live frame's results and inference milliseconds (what a shadow evaluation compares)."""
+        sample = self.probe(image)
+        return sample.results, sample.inference_ms
 
     def close(self) -> None:
         self.model.close()

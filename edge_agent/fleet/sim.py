@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgefleet.protocol import PipelineConfig, Telemetry
-from edge_agent.engine.interface import PipelineStats, Selection, Sink
+from edge_agent.engine.interface import PipelineStats, SampleRun, Selection, Sink
 from edge_agent.fleet.agent import Agent
 from edge_agent.errors import BackendError, SourceError
 from edge_agent.engine.postprocess.results import Classification, Result
@@ -142,14 +142,23 @@ class SimStagedModel:
         self.selection = SIM_SELECTION
 
     def run_sample(self, image: Any | None = None) -> float:
-        probe = SyntheticPipeline("synthetic", PipelineConfig(), [], self.labels)
-        return self.run(probe._frame(0) if image is None else image)[1]
+        return self.probe(image).inference_ms
 
     def run(self, image: Any) -> tuple[tuple[Classification, ...], float]:
-        probe = SyntheticPipeline("synthetic", PipelineConfig(), [], self.labels)
+        sample = self.probe(image)
+        return sample.results, sample.inference_ms
+
+    def probe(self, image: Any | None = None) -> SampleRun:
+        """The stand-in model on one frame; its "output" is the softmax over the mean colour."""
+        probe = SyntheticPipeline("synthetic", PipelineConfig(top_k=len(self.labels)), [], self.labels)
+        frame = probe._frame(0) if image is None else image
         started = time.perf_counter()
-        results = probe._infer(image)
-        return results, (time.perf_counter() - started) * 1000.0
+        results = probe._infer(frame)
+        elapsed = (time.perf_counter() - started) * 1000.0
+        scores = np.zeros((1, len(self.labels)), dtype=np.float32)
+        for item in results:
+            scores[0, item.index] = item.score
+        return SampleRun(elapsed, [scores], results)
 
     def close(self) -> None:
         """Nothing to release: the stand-in holds no runtime."""

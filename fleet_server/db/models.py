@@ -174,3 +174,28 @@ class RolloutDevice(Base):
     previous_model: Mapped[JsonDict | None] = mapped_column(doc="the desired ModelRef before the switch")
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class CommandRow(Base):
+    """A remote command to one device and what became of it (DESIGN.md 7): `queued` (waiting for the device to come
+    online, until `expires_at`), `sent` (published with `deadline`), then `succeeded` / `failed` (the device's
+    reply), `timed_out` (no reply in time; a late reply is still kept in `reply`) or `expired` (never sent)."""
+
+    __tablename__ = "commands"
+    __table_args__ = (sa.Index("ix_commands_device_created", "device_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, doc="the request id, also in the MQTT topic")
+    device_id: Mapped[str] = mapped_column(sa.String(63), sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    args: Mapped[JsonDict] = mapped_column(default=dict)
+    caller: Mapped[str] = mapped_column(sa.String(128))
+    state: Mapped[str] = mapped_column(sa.String(16), index=True,
+                                       doc="queued|sent|succeeded|failed|expired|timed_out")
+    timeout_s: Mapped[float] = mapped_column(sa.Float())
+    expires_at: Mapped[datetime | None] = mapped_column(doc="a queued command not sent by then expires")
+    deadline: Mapped[datetime | None] = mapped_column(doc="the device must not start it after this")
+    reply: Mapped[JsonDict | None] = mapped_column(doc="the device's CommandReply: ok, result, error")
+    error: Mapped[str | None] = mapped_column(sa.String(1000), doc="why it failed, expired or timed out")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
