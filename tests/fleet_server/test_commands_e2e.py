@@ -22,7 +22,7 @@ from edge_agent.fleet.state import StateDir
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
 from tests.fleet_server.conftest import make_csr
-from tests.fleet_server.mqtt_device import SimDevice
+from tests.fleet_server.mqtt_device import SimDevice, opened
 from tests.mqtt_client import unique_name
 from tests.waiting import wait_for
 
@@ -137,7 +137,8 @@ def test_a_device_that_does_not_answer_times_out_and_its_late_reply_is_kept(serv
         command = r.json()
         assert r.status_code == 200 and command["state"] == "timed_out", command
         assert "no reply within 1 s" in command["error"]
-        sent = mute.peer.expect(p.cmd_topic(device_id, command["request_id"])).json()
+        sealed = mute.peer.expect(p.cmd_topic(device_id, command["request_id"]))
+        sent = json.loads(opened(sealed.topic, sealed.payload))
         assert sent["name"] == "ping" and sent["deadline"]  # every command carries a deadline
         late = p.CommandReply(ok=True, result={"pong": True})
         mute.peer.publish(p.cmd_reply_topic(device_id, command["request_id"]), late.encode())

@@ -103,7 +103,7 @@ def test_restart_agent_answers_then_exits_with_the_restart_code_and_a_redelivery
 def _resend(probe, device_id: str, request_id: str, name: str) -> list[dict]:
     """Publish the command with a request id already answered once; both replies."""
     topic = protocol.cmd_reply_topic(device_id, request_id)
-    probe.publish(protocol.cmd_topic(device_id, request_id), protocol.Command(name=name).encode())
+    probe.send(protocol.cmd_topic(device_id, request_id), protocol.Command(name=name).encode())
     probe.wait_for(lambda msgs: len([m for m in msgs if m.topic == topic]) >= 2, what="the second reply")
     return [m.json() for m in probe.on(topic)]
 
