@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
 from fleet_server.db import Database
+from fleet_server.events import EventHub
 from fleet_server.metrics import FleetMetrics
 from fleet_server.services import devices
 
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None) -> None:
-        self.db, self.metrics, self.ota = db, metrics, ota
+    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None,
+                 events: EventHub | None = None) -> None:
+        self.db, self.metrics, self.ota, self.events = db, metrics, ota, events or EventHub()
 
     def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
         self.metrics.messages_in.labels(kind).inc()
@@ -37,6 +39,8 @@ class Ingest:
         if not known:
             self.metrics.ignored.labels(kind).inc()
             log.info("ignored %s from unknown or decommissioned device %s", kind, device_id)
+            return
+        self.events.device_message(kind, device_id, args[0] if args else None)  # stored: show it live
 
     def on_status(self, device_id: str, status: Status) -> None:
         self._apply("status", device_id, devices.record_status, status)
@@ -52,6 +56,8 @@ class Ingest:
 
     def on_command_reply(self, device_id: str, request_id: str, reply: CommandReply) -> None:
         self._apply("command_reply", device_id, devices.touch)
+        self.events.publish("command.reply", {"device_id": device_id, "request_id": request_id,
+                                              "reply": reply.model_dump(mode="json")})
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
         """Hand the request to the OtaServer (it only counts and queues here). No database write: a download asks
