@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query
@@ -30,7 +30,7 @@ from fleet_server.fleet import Fleet
 from fleet_server.services import apikeys
 from fleet_server.services.views import shown
 
-router = APIRouter(prefix="/events", tags=["events"], responses=responses(413))
+router = APIRouter(prefix="/events", tags=["events"])
 KEY_RECHECK_S = 30.0
 RETRY_MS = 3000  # how long a browser waits before it reconnects on its own
 
@@ -40,7 +40,17 @@ class Ticket(BaseModel):
     expires_in_s: float
 
 
-@router.post("/ticket", response_model=Ticket, responses=responses(401, 403))
+def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Error answers of the stream route: JSON like every other error. Given as a model, FastAPI would document
+    them with the route's own media type (text/event-stream), which is not what is sent."""
+    documented = {}
+    for code, doc in responses(*codes).items():
+        documented[code] = {**{k: v for k, v in doc.items() if k != "model"},
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    return documented
+
+
+@router.post("/ticket", response_model=Ticket, responses=responses(401, 403, 413))
 def new_ticket(fleet: FleetDep, key: ViewerKey) -> Ticket:
     """A ticket to open one event stream with the caller's role."""
     ticket = fleet.events.tickets.issue(TicketGrant(key_id=key.id, role=key.role))
@@ -61,7 +71,7 @@ def _key_still_valid(fleet: Fleet, key_id: int) -> bool:
         return key is not None and key.revoked_at is None
 
 
-@router.get("", response_class=EventSourceResponse, responses=responses(401, 422))
+@router.get("", response_class=EventSourceResponse, responses=_json_errors(401, 413, 422))
 async def stream(fleet: FleetDep, grant: Annotated[TicketGrant, Depends(redeem)]
                  ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: device.status, device.telemetry, device.reported, device.desired, command.reply,
