@@ -17,6 +17,7 @@ from fleet_server.api import docs
 from fleet_server.api import events as events_api
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
+from tests.waiting import wait_for
 
 SECRET_CAMERA = "rtsp://cam:hunter2@10.0.0.5/stream"
 
@@ -123,3 +124,13 @@ def test_docs_load_nothing_from_another_host(server: ServerHandle) -> None:
         assert f"/docs/assets/{name}" in page.text
         asset = httpx.get(f"{server.url}/docs/assets/{name}")
         assert asset.status_code == 200 and len(asset.content) == (Path(assets) / name).stat().st_size
+
+
+def test_a_client_that_goes_away_leaves_no_subscription_behind(server: ServerHandle) -> None:
+    before = server.fleet.events.subscribers
+    with httpx.stream("GET", f"{server.url}/api/v1/events", params={"ticket": ticket(server, server.admin_key)},
+                      timeout=10) as response:
+        assert next(sse(response))[0] == "hello"
+        assert server.fleet.events.subscribers == before + 1
+    server.fleet.events.publish("device.desired", {"device_id": "cam-1"})  # a write to the closed connection
+    wait_for(lambda: server.fleet.events.subscribers == before, 10, "the stream's subscription to end")

@@ -68,6 +68,12 @@ def test_signing_in_shows_the_fleet_and_keeps_the_key_in_this_tab_only(browser: 
     rows = browser.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")
     assert [r.get_attribute("data-device") for r in rows] == [fleet.device_id(1)]
     browser.save_screenshot(str(tmp_path / "devices.png"))
+    go(browser, "#/rollouts", "rollouts")
+    until(browser, lambda b: "No rollouts yet" in b.find_element(By.ID, "rollouts").text, "the empty rollout list")
+    go(browser, "#/alerts", "alerts")
+    alerts_api = httpx.get(f"{fleet.api}/alerts", headers=fleet.headers()).status_code == 200
+    until(browser, lambda b: b.find_elements(By.ID, "alert-table") if alerts_api else
+          "not available" in b.find_element(By.ID, "alerts").text, "the alerts page")
 
 
 def test_a_device_page_shows_fps_and_the_twin_change_live(browser: WebDriver, fleet: Fleet, tmp_path: Path) -> None:
