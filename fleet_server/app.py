@@ -18,8 +18,8 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import (apikeys, audit, commands, devices, enroll, errors, health, models, rollouts, tokens,
-                              twin)
+from fleet_server.api import (apikeys, audit, commands, dashboard, devices, docs, enroll, errors, events, health,
+                              models, rollouts, tokens, twin, whoami)
 from fleet_server.command_dispatch import CommandDispatcher
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
@@ -96,7 +96,8 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
     if url.tls:
         cert, key = fleet.ca.server_identity()
         tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
-    ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server(), commands=fleet.commands)
+    ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server(), commands=fleet.commands,
+                    events=fleet.events)
     return MqttBridge(url, ingest, username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
                       signer=fleet.control,
@@ -142,7 +143,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
                 sweeper = asyncio.create_task(_sweep_retained(fleet))
-                scheduler = RolloutScheduler(fleet.db, fleet.publish_desired).start()
+                scheduler = RolloutScheduler(fleet.db, fleet.publish_desired, events=fleet.events).start()
                 fleet.commands.start()
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
@@ -160,8 +161,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 await anyio.to_thread.run_sync(scheduler.stop)
             await _shutdown(fleet, republisher)
 
-    app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url="/docs",
-                  openapi_url="/openapi.json",
+    app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=docs.OPENAPI_URL,
                   description="Enrollment, device inventory, twin, model registry, rollouts, API keys and audit log of an "
                               "edgefleet fleet.")
     errors.install(app)
@@ -170,9 +171,11 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, commands, models, rollouts, apikeys, audit):
+    for module in (enroll, tokens, devices, twin, commands, models, rollouts, apikeys, audit, whoami, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    docs.install(app)  # /docs from local files: FastAPI's own page loads Swagger UI from a CDN
+    dashboard.install(app)
     return app
 
 

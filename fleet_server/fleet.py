@@ -19,6 +19,7 @@ from edgefleet.protocol.control import ControlSigner
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
 from fleet_server.errors import BridgeError
+from fleet_server.events import EventHub
 from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
 from fleet_server.model_store import ModelStore
@@ -62,6 +63,7 @@ class Fleet:
     admin_key: str | None
     admin_key_created: bool
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
+    events: EventHub = field(default_factory=EventHub)  # what the dashboard's event stream shows
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
     broker: Any = None  # fleet_server.nats.NatsBroker when embedded
     ota: OtaServer | None = None  # answers devices' block requests once the bridge is made

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
 from fleet_server.db import Database
+from fleet_server.events import EventHub
 from fleet_server.metrics import FleetMetrics
 from fleet_server.services import devices
 
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 
 class Ingest:
     def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None,
-                 commands: "CommandDispatcher | None" = None) -> None:
-        self.db, self.metrics, self.ota = db, metrics, ota
+                 commands: "CommandDispatcher | None" = None, events: EventHub | None = None) -> None:
+        self.db, self.metrics, self.ota, self.events = db, metrics, ota, events or EventHub()
         self.commands = commands
 
     def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
@@ -42,6 +43,8 @@ class Ingest:
         if not known:
             self.metrics.ignored.labels(kind).inc()
             log.info("ignored %s from unknown or decommissioned device %s", kind, device_id)
+            return
+        self.events.device_message(kind, device_id, args[0] if args else None)  # stored: show it live
 
     def on_status(self, device_id: str, status: Status) -> None:
         self._apply("status", device_id, devices.record_status, status)
@@ -61,6 +64,8 @@ class Ingest:
         self._apply("command_reply", device_id, devices.touch)
         if self.commands is not None:
             self.commands.on_reply(device_id, request_id, reply)
+        self.events.publish("command.reply", {"device_id": device_id, "request_id": request_id,
+                                              "reply": reply.model_dump(mode="json")})
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
         """Hand the request to the OtaServer (it only counts and queues here). No database write: a download asks

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fleet_server.db import Database
+from fleet_server.events import EventHub
 from fleet_server.services import rollouts
 from fleet_server.services.rollout_steps import step, utcnow
 
@@ -24,9 +25,11 @@ class RolloutScheduler:
     """`publish(device_id) -> bool` sends a device's stored desired twin (Fleet.publish_desired); a twin it
     could not send stays stored and goes out when the bridge reconnects."""
 
-    def __init__(self, db: Database, publish: Callable[[str], bool], *, tick_s: float = TICK_S) -> None:
+    def __init__(self, db: Database, publish: Callable[[str], bool], *, tick_s: float = TICK_S,
+                 events: EventHub | None = None) -> None:
         self._db = db
         self._publish = publish
+        self._events = events or EventHub()
         self._tick_s = tick_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,6 +51,8 @@ class RolloutScheduler:
                 continue
             for device_id in devices:
                 self._publish(device_id)
+            if devices:
+                self._events.publish("rollout.progress", {"id": rollout_id, "devices_changed": len(devices)})
             changed += len(devices)
         return changed
 

@@ -50,6 +50,7 @@ class ServerHandle:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.fleet.events.close()  # uvicorn waits for open responses, and an event stream never ends by itself
         self._server.should_exit = True
         self._thread.join(timeout)
 

@@ -1,12 +1,9 @@
-"""Liveness, Prometheus metrics and the (minimal) dashboard, outside /api/v1."""
+"""Liveness and Prometheus metrics, outside /api/v1."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from fastapi import APIRouter, Response
-from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from fleet_server.api.deps import FleetDep
@@ -14,7 +11,6 @@ from fleet_server.api.errors import responses
 from fleet_server.schemas import Health
 
 router = APIRouter(tags=["health"], responses=responses(413))
-DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "index.html"
 
 
 @router.get("/healthz", response_model=Health,
@@ -36,7 +32,3 @@ def healthz(fleet: FleetDep, response: Response) -> Health:
 def metrics(fleet: FleetDep) -> Response:
     return Response(fleet.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def dashboard() -> HTMLResponse:
-    return HTMLResponse(DASHBOARD.read_text())
