@@ -224,8 +224,9 @@ def broker(request: pytest.FixtureRequest) -> Broker:
 
 
 @pytest.fixture(params=BROKERS)
-def restartable_broker(request: pytest.FixtureRequest) -> Broker:
-    """The embedded broker, or a private Mosquitto the test may restart."""
+def private_broker(request: pytest.FixtureRequest) -> Broker:
+    """The embedded broker, or a Mosquitto of the test's own: it may restart it, and no other test's devices
+    (other suites share the machine's Mosquitto) reach the server's counters."""
     if request.param == "embedded":
         return Broker("embedded", None)
     mosquitto = request.getfixturevalue("private_mosquitto")()
@@ -239,6 +240,6 @@ def site(tmp_path: Path, broker: Broker) -> Iterator[Site]:
 
 
 @pytest.fixture()
-def restartable_site(tmp_path: Path, restartable_broker: Broker) -> Iterator[Site]:
-    with open_site(tmp_path, restartable_broker) as s:
+def private_site(tmp_path: Path, private_broker: Broker) -> Iterator[Site]:
+    with open_site(tmp_path, private_broker) as s:
         yield s
