@@ -129,10 +129,17 @@ def _reported_verdict(rollout: Rollout, device: Device, since: datetime | None) 
     reported: dict[str, Any] = device.reported or {}
     if not reported or (since is not None and (device.reported_at is None or device.reported_at < since)):
         return None
-    ota = (reported.get("properties") or {}).get("ota")
+    properties = reported.get("properties") or {}
+    ota = properties.get("ota")
     ota = ota if isinstance(ota, dict) and ota.get("sha256") == rollout.model_sha256 else None
     if ota is not None and ota.get("state") in OTA_FAILED:
         return f"update {ota.get('state')}: {ota.get('error') or 'no reason given'}"
+    # how the device's last update ended (kept by the agent until the next one ends): a model that installed
+    # but failed its health check and was rolled back shows here, even once last_error says something else
+    update = properties.get("update")
+    if isinstance(update, dict) and update.get("sha256") == rollout.model_sha256 \
+            and update.get("state") in OTA_FAILED:
+        return f"update {update.get('state')}: {update.get('reason') or 'no reason given'}"
     error = reported.get("last_error") or ""
     if rollout.model_sha256 in error or f"{rollout.model_name} {rollout.model_version}" in error:
         return f"device reports: {error}"

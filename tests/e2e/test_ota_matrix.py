@@ -161,7 +161,8 @@ def test_bad_packages_and_a_failed_health_check_halt_at_the_canary_and_a_window_
     assert view["state"] == "halted" and "canary: 1 of 2" in view["reason"], view
     rows = devices_of(view)
     failed, done = rows[b.config.device_id], rows[a.config.device_id]
-    assert failed["state"] == "failed" and "failed its health check: sample latency" in failed["reason"], failed
+    assert failed["state"] == "failed" and failed["reason"].startswith(
+        "update rolled_back: model tiny 5.0.0 failed its health check: sample latency"), failed
     assert done["state"] == "rolled_back" and done["reason"].startswith("rollout halted: canary"), done
     update = site.device(b.config.device_id)["reported"]["properties"]["update"]
     assert update["sha256"] == newer and update["state"] == "rolled_back" and "health check" in update["reason"]

@@ -43,9 +43,9 @@ def create(db: Database, *, role: str = "operator", **spec: Any) -> int:
 
 
 def report(db: Database, device_id: str, *, model: ModelRef | None = NEW, ota_state: str | None = "installed",
-           error: str | None = None, last_error: str | None = None) -> None:
-    """What the agent reports: the model it runs and its download's progress."""
-    props = {}
+           error: str | None = None, last_error: str | None = None, update: dict | None = None) -> None:
+    """What the agent reports: the model it runs, its download's progress and how its last update ended."""
+    props: dict[str, Any] = {} if update is None else {"update": update}
     if ota_state is not None:
         props["ota"] = {"sha256": NEW.sha256, "state": ota_state, "bytes": 2000 if ota_state == "installed" else 500,
                         "total": 2000, "percent": 100.0 if ota_state == "installed" else 25.0, "error": error}
