@@ -33,12 +33,13 @@ class Packer:
         return cls(generate_private_key(), workdir)
 
     def make(self, version: str = "1.0.0", *, name: str = "tiny", extra: bytes = b"", int8: bool = False,
-             flags: list[str] | None = None) -> Path:
+             flags: list[str] | None = None, pad: int = 0) -> Path:
         """A classifier package; `extra` bytes appended to its model file make different contents under the
-        same name and version (and a bigger package)."""
-        src = self.workdir / f"src-{name}-{version}-{len(extra)}"
+        same name and version (and a bigger package that no longer loads); `pad` makes it bigger by about that
+        many bytes while the model still loads (a bigger download)."""
+        src = self.workdir / f"src-{name}-{version}-{len(extra)}-{pad}"
         src.mkdir(parents=True, exist_ok=True)
-        (src / "model.onnx").write_bytes(tiny_onnx_bytes() + extra)
+        (src / "model.onnx").write_bytes(padded_onnx(pad) + extra)
         quantization = Quantization(method="onnxruntime-static-qdq-u8s8", fp32_accuracy=97.0, int8_accuracy=96.5,
                                     accuracy_delta=-0.5, calibration_samples=64) if int8 else None
         manifest = Manifest(name=name, version=version, task="classification", labels=[str(i) for i in range(10)],
@@ -46,7 +47,18 @@ class Packer:
                             runtimes=Runtimes(onnx="model.onnx"), precision="int8" if int8 else "fp32",
                             metrics={"accuracy": 0.97, "f1_macro": 0.96}, quantization=quantization,
                             benchmark={"onnxruntime": {"CPU": 0.2}}, deployable=not flags, flags=flags or [])
-        return pack(manifest, {"model.onnx": src / "model.onnx"}, self.workdir / f"out-{len(extra)}", self.key)
+        return pack(manifest, {"model.onnx": src / "model.onnx"}, self.workdir / f"out-{len(extra)}-{pad}", self.key)
+
+
+def padded_onnx(pad: int) -> bytes:
+    """The tiny model with a `pad`-character doc string: the same graph, a bigger file."""
+    if not pad:
+        return tiny_onnx_bytes()
+    import onnx
+
+    model = onnx.load_from_string(tiny_onnx_bytes())
+    model.doc_string = "edgefleet test padding " * (pad // 23 + 1)
+    return model.SerializeToString()
 
 
 def flipped_byte(package: Path, out: Path) -> Path:

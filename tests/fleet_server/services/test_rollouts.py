@@ -112,6 +112,22 @@ def test_an_error_naming_the_model_fails_the_device(db: Database) -> None:
     assert desired_model(db, "cam-0") == NEW  # no rollback asked for
 
 
+def test_a_model_rolled_back_by_its_health_check_fails_the_device_with_the_reason(db: Database) -> None:
+    add_package(db)
+    add_device(db, "cam-0")
+    rid = create(db, canary_percent=100, waves=1)
+    sched, _ = scheduler(db)
+    sched.tick()
+    why = "model det 2 failed its health check: sample latency 9.0 ms over the budget of 1 ms"
+    # installed, switched to, checked and rolled back; last_error has since been cleared by a later change
+    report(db, "cam-0", model=OLD, update={"sha256": NEW.sha256, "state": "rolled_back", "reason": why})
+    sched.tick()
+    with db.session() as s:
+        (rd,) = rollouts.devices_of(s, rid)
+    assert (rd.state, rd.reason) == ("failed", f"update rolled back on the device: {why}; model set back after the halt")
+    assert rollout_state(db, rid)[0] == "halted" and desired_model(db, "cam-0") == OLD
+
+
 def test_pause_starts_nothing_resume_continues_abort_ends(db: Database) -> None:
     add_package(db)
     for i in range(3):
