@@ -4,7 +4,8 @@ from fleet_server.db import Base, upgrade_database
 from fleet_server.db.engine import alembic_config, make_engine
 
 TABLES = {"devices", "enrollment_tokens", "api_keys", "audit_log", "telemetry", "revoked_certs", "model_packages",
-          "rollouts", "rollout_devices"}
+          "rollouts", "rollout_devices", "telemetry_aggregates", "alerts",
+          "alert_rule_overrides"}
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
@@ -15,7 +16,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
         names = set(sa.inspect(engine).get_table_names())
         assert TABLES <= names
         with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0007_telemetry_alerts"
     finally:
         engine.dispose()
 
