@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleet_server.alert_evaluator import AlertEvaluator
+from fleet_server.alert_webhook import WebhookSender
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
+from fleet_server.device_metrics import DeviceCollector, FleetState, read_state
+from fleet_server.events import FleetEvents
 from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
 from fleet_server.model_store import ModelStore
@@ -26,6 +30,7 @@ from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
 from fleet_server.services.twin import desired_model_sha256, desired_of
 from fleet_server.settings import ServerSettings
+from fleet_server.telemetry_job import TelemetryJob, retention_of
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,9 @@ class Fleet:
     admin_key: str | None
     admin_key_created: bool
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
+    events: FleetEvents = field(default_factory=FleetEvents)  # telemetry, status and alert transitions, live
+    alerts: AlertEvaluator | None = None  # tick(now) judges the alert rules; the app runs it periodically
+    telemetry_job: TelemetryJob | None = None  # run(now) downsamples and prunes telemetry
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
     broker: Any = None  # fleet_server.nats.NatsBroker when embedded
     ota: OtaServer | None = None  # answers devices' block requests once the bridge is made
@@ -87,6 +95,12 @@ class Fleet:
         fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing,
                     server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
         fleet.metrics.watch(fleet._devices_online, fleet._mqtt_refused, fleet.broker_connected)
+        fleet.metrics.collect_from(DeviceCollector(fleet._fleet_state))
+        fleet.telemetry_job = TelemetryJob(db, retention_of(settings))
+        webhook = (WebhookSender(settings.alert_webhook_url, attempts=settings.alert_webhook_attempts,
+                                 backoff_s=settings.alert_webhook_backoff_s, timeout_s=settings.alert_webhook_timeout_s)
+                   if settings.alert_webhook_url else None)
+        fleet.alerts = AlertEvaluator(db, fleet.events, webhook)
         return fleet
 
     # -------------------------------------------------------------------------------- broker identity
@@ -188,6 +202,10 @@ class Fleet:
     def _devices_online(self) -> int:
         with self.db.session() as session:
             return devices.count_online(session)
+
+    def _fleet_state(self) -> FleetState:
+        with self.db.session() as session:
+            return read_state(session)
 
     def _mqtt_refused(self) -> dict[str, int]:
         refused = dict(self.bridge.refused) if self.bridge is not None else {}
