@@ -9,6 +9,9 @@ import logging
 import threading
 from datetime import datetime, timezone
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from fleet_server.alert_webhook import WebhookSender
 from fleet_server.db import Database
 from fleet_server.events import FleetEvent, FleetEvents
@@ -16,6 +19,17 @@ from fleet_server.services import alerts
 from fleet_server.services.alerts import Transition
 
 log = logging.getLogger(__name__)
+
+
+# PostgreSQL advisory lock key: server replicas sharing a database take turns, so no alert fires twice.
+ADVISORY_KEY = 0x65_66_61_6C  # "efal"
+
+
+def _sole_evaluator(session: Session) -> bool:
+    """True unless another server replica is evaluating right now (PostgreSQL; SQLite has one writer anyway)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(ADVISORY_KEY))))
 
 
 class AlertEvaluator:
@@ -27,6 +41,8 @@ class AlertEvaluator:
         now = now or datetime.now(timezone.utc)
         with self._lock:
             with self.db.session() as session:
+                if not _sole_evaluator(session):
+                    return []
                 transitions = alerts.evaluate(session, now)
         for transition in transitions:
             self.announce(transition)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgefleet.protocol.enrollment import PRINTABLE
 from fleet_server.api.deps import FleetDep, OperatorKey, SessionDep, ViewerKey
 from fleet_server.api.errors import responses
 from fleet_server.services import alert_rules, alerts, apikeys
@@ -36,7 +37,8 @@ class AlertView(BaseModel):
 
 class RuleLayer(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tag: str | None = Field(None, max_length=300, description="key=value, or null for the fleet-wide layer")
+    tag: str | None = Field(None, max_length=300, pattern=PRINTABLE,
+                            description="key=value, or null for the fleet-wide layer")
     rules: dict[RuleName, dict[str, Any]] = Field(
         description="rule name -> the fields this layer sets (enabled, and the rule's thresholds); "
                     "an empty object removes the layer")
@@ -58,7 +60,7 @@ class AlertRulesView(BaseModel):
 @router.get("/alerts", response_model=list[AlertView], responses=responses(422))
 def list_alerts(session: SessionDep, _key: ViewerKey,
                 state: Annotated[str | None, Query(pattern="^(firing|resolved)$")] = None,
-                device_id: Annotated[str | None, Query(max_length=63)] = None,
+                device_id: Annotated[str | None, Query(max_length=63, pattern=PRINTABLE)] = None,
                 acked: Annotated[bool | None, Query(description="only acknowledged (true) or not (false)")] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AlertView]:
     """Newest first."""

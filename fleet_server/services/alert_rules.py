@@ -85,16 +85,19 @@ def check_tag(tag: str | None) -> str:
 
 
 def check_layer(rules: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A layer's rules, each checked against its model (unknown rules or fields, wrong types: InvalidInput)."""
+    """A layer's rules, each checked against its model (unknown rules or fields, wrong types: InvalidInput),
+    with its values as the model reads them ("5" -> 5.0), which is what is stored."""
+    checked: dict[str, dict[str, Any]] = {}
     for name, fields in rules.items():
         if name not in RULES:
-            raise InvalidInput(f"unknown alert rule {name!r}; the rules are {', '.join(RULES)}")
+            raise InvalidInput(f"unknown alert rule {name[:40]!r}; the rules are {', '.join(RULES)}")
         try:
-            RULES[name].model_validate({**RULES[name]().model_dump(), **fields})
+            rule = RULES[name].model_validate({**RULES[name]().model_dump(), **fields})
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise InvalidInput(f"rule {name}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    return rules
+            raise InvalidInput(f"rule {name}: {'.'.join(map(str, first['loc']))[:80]}: {first['msg']}") from None
+        checked[name] = {key: getattr(rule, key) for key in fields}
+    return checked
 
 
 def overrides(session: Session) -> dict[str, dict[str, dict[str, Any]]]:

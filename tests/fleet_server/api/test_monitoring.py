@@ -3,6 +3,7 @@ role, alerts surviving a server restart, and the per-device metrics on /metrics 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from fastapi.testclient import TestClient
@@ -66,8 +67,14 @@ def test_rules_and_alerts_by_role_and_across_a_restart(api: Api, settings: Serve
     refused = api.client.put(f"{V1}/alert-rules", json={"rules": {"temperature_high": {"max_c": "hot"}}},
                              headers=operator)
     assert refused.status_code == 422 and "max_c" in refused.json()["detail"]
+    for bad in ({"tag": "site=\x00", "rules": {}}, {"rules": {"fps_low": {"min_fps": float("nan")}}}):
+        assert api.client.put(f"{V1}/alert-rules", content=json.dumps(bad), headers=operator).status_code == 422
+    assert api.client.get(f"{V1}/alerts", params={"device_id": "\x00"}, headers=viewer).status_code == 422
+    assert api.client.put(f"{V1}/alert-rules", json={"rules": {"fps_low": {"min_fps": "2.5"}}},
+                          headers=operator).json()["overrides"][0]["rules"] == {"fps_low": {"min_fps": 2.5}}
     rules = api.client.put(f"{V1}/alert-rules", json=layer, headers=operator)
-    assert rules.status_code == 200 and rules.json()["overrides"][0]["rules"] == layer["rules"]
+    assert rules.status_code == 200 and rules.json()["overrides"][1] | {"updated_at": 0, "updated_by": 0} == {
+        **layer, "updated_at": 0, "updated_by": 0}
     assert api.client.get(f"{V1}/alert-rules", headers=viewer).json() == rules.json()
 
     api.fleet.alerts.tick(NOW)

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from edgefleet.protocol import Status, Telemetry, TwinReported
-from fleet_server.alert_evaluator import AlertEvaluator
+from fleet_server.alert_evaluator import ADVISORY_KEY, AlertEvaluator
 from fleet_server.db import Database
 from fleet_server.db.models import Rollout
 from fleet_server.errors import Conflict, InvalidInput
@@ -176,3 +177,15 @@ def test_acknowledging_keeps_the_alert_firing_once_and_is_audited(db: Database) 
     with db.session() as s:
         assert [a.id for a in alerts.list_alerts(s, acked=True)] == [alert.id]
         assert alerts.list_alerts(s, acked=False) == []
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_replicas_sharing_a_postgres_database_take_turns_evaluating(db: Database) -> None:
+    add_device(db, "cam-1", model=None)
+    _status(db, "cam-1", "offline")
+    judge = Judge(db)
+    with db.engine.connect() as other_replica:
+        other_replica.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+        assert judge.tick() == set() and judge.firing() == set()  # the other one is evaluating: this one waits
+        other_replica.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+    assert judge.tick() == {("firing", "device_offline", "cam-1")}
