@@ -18,13 +18,14 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import (apikeys, audit, commands, dashboard, devices, docs, enroll, errors, events, health,
-                              models, rollouts, tokens, twin, whoami)
+from fleet_server.api import (alerts, apikeys, audit, commands, dashboard, devices, docs, enroll, errors, events,
+                              health, models, rollouts, tokens, twin, whoami)
 from fleet_server.command_dispatch import CommandDispatcher
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
 from fleet_server.ingest import Ingest
 from fleet_server.fleet import Fleet
+from fleet_server.periodic import PeriodicThread
 from fleet_server.rollout_scheduler import RolloutScheduler
 from fleet_server.settings import ServerSettings
 
@@ -97,11 +98,17 @@ def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - Mq
         cert, key = fleet.ca.server_identity()
         tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
     ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server(), commands=fleet.commands,
-                    events=fleet.events)
+                    events=fleet.events, late_after_s=fleet.settings.telemetry_late_s)
     return MqttBridge(url, ingest, username=username, password=password,
                       client_id=f"edgefleet-server-{secrets.token_hex(4)}", tls=tls, on_connected=on_connected,
                       signer=fleet.control,
                       shared_telemetry=fleet.settings.shared_telemetry and not fleet.settings.embedded)
+
+
+def _start_monitoring(fleet: Fleet) -> list[PeriodicThread]:
+    """The telemetry job (downsampling, retention) and the alert evaluator, each on its own thread."""
+    return [PeriodicThread("telemetry-job", fleet.settings.telemetry_job_s, fleet.telemetry_job.run).start(),
+            PeriodicThread("alert-evaluator", fleet.settings.alert_eval_s, fleet.alerts.tick).start()]
 
 
 async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
@@ -117,13 +124,15 @@ async def _shutdown(fleet: Fleet, republisher: _Republisher | None) -> None:
         await anyio.to_thread.run_sync(fleet.user_sync.close)
     if fleet.broker is not None:
         await anyio.to_thread.run_sync(fleet.broker.stop)
+    if fleet.alerts is not None:
+        await anyio.to_thread.run_sync(fleet.alerts.close)
     fleet.db.dispose()
 
 
 def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     """The server app. `start_mqtt=False` runs the HTTP API alone (tests of the API without a broker:
-    twin changes are then stored and reported as not published, and no rollout scheduler runs, so rollouts
-    move only when a test ticks one)."""
+    twin changes are then stored and reported as not published, and no rollout scheduler, telemetry job or
+    alert evaluator runs, so rollouts, aggregates and alerts move only when a test ticks them)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,6 +140,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
         republisher: _Republisher | None = None
         sweeper: asyncio.Task | None = None
         scheduler: RolloutScheduler | None = None
+        periodic: list[PeriodicThread] = []
         try:
             fleet = await anyio.to_thread.run_sync(Fleet.open, settings)
             app.state.fleet = fleet
@@ -145,6 +155,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 sweeper = asyncio.create_task(_sweep_retained(fleet))
                 scheduler = RolloutScheduler(fleet.db, fleet.publish_desired, events=fleet.events).start()
                 fleet.commands.start()
+                periodic = _start_monitoring(fleet)
             else:
                 fleet.public_broker_url = settings.public_broker_url or ""
         except BaseException as exc:
@@ -159,6 +170,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 sweeper.cancel()
             if scheduler is not None:
                 await anyio.to_thread.run_sync(scheduler.stop)
+            for thread in periodic:
+                await anyio.to_thread.run_sync(thread.stop)
             await _shutdown(fleet, republisher)
 
     app = FastAPI(title="edgefleet fleet server", version="1", lifespan=lifespan, docs_url=None,
@@ -171,7 +184,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, commands, models, rollouts, apikeys, audit, whoami, events):
+    for module in (enroll, tokens, devices, twin, commands, models, rollouts, alerts, apikeys, audit, whoami, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     docs.install(app)  # /docs from local files: FastAPI's own page loads Swagger UI from a CDN

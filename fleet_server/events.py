@@ -21,7 +21,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,20 @@ class EventHub:
         self._ids = itertools.count(1)
         self.tickets = _Tickets(ticket_ttl_s)
         self.published = 0
+        self._listeners: tuple[Callable[[HubEvent], None], ...] = ()
+
+    def listen(self, callback: Callable[[HubEvent], None]) -> Callable[[], None]:
+        """An in-process listener (no event loop needed); returns the function that removes it. It runs on the
+        publisher's thread (the MQTT thread, the alert evaluator), so it must only hand the event on; one that
+        raises is logged and stays, and the others still get the event."""
+        with self._lock:
+            self._listeners = (*self._listeners, callback)
+
+        def stop() -> None:
+            with self._lock:
+                self._listeners = tuple(c for c in self._listeners if c is not callback)
+
+        return stop
 
     @property
     def subscribers(self) -> int:
@@ -122,8 +136,13 @@ class EventHub:
             return
         with self._lock:
             event = HubEvent(next(self._ids), kind, body)
-            subscribers = list(self._subscribers)
+            subscribers, listeners = list(self._subscribers), self._listeners
             self.published += 1
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - one broken listener must not stop ingest or the others
+                log.exception("event listener %r failed on a %s event", listener, kind)
         for sub in subscribers:
             try:
                 sub.loop.call_soon_threadsafe(sub.offer, event)

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet.protocol.control import ControlSigner
+from fleet_server.alert_evaluator import AlertEvaluator
+from fleet_server.alert_webhook import WebhookSender
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
+from fleet_server.device_metrics import DeviceCollector, FleetState, read_state
 from fleet_server.errors import BridgeError
 from fleet_server.events import EventHub
 from fleet_server.nats.users import SERVER_USER
@@ -29,6 +32,7 @@ from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
 from fleet_server.services.twin import desired_model_sha256, desired_of
 from fleet_server.settings import ServerSettings
+from fleet_server.telemetry_job import TelemetryJob, retention_of
 from models.signing import load_or_create_private_key, public_key_pem
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,9 @@ class Fleet:
     admin_key: str | None
     admin_key_created: bool
     metrics: FleetMetrics = field(default_factory=FleetMetrics)
-    events: EventHub = field(default_factory=EventHub)  # what the dashboard's event stream shows
+    events: EventHub = field(default_factory=EventHub)  # what the dashboard's stream and in-process listeners see
+    alerts: AlertEvaluator | None = None  # tick(now) judges the alert rules; the app runs it periodically
+    telemetry_job: TelemetryJob | None = None  # run(now) downsamples and prunes telemetry
     bridge: Any = None  # fleet_server.mqtt_bridge.MqttBridge once started
     broker: Any = None  # fleet_server.nats.NatsBroker when embedded
     ota: OtaServer | None = None  # answers devices' block requests once the bridge is made
@@ -96,6 +102,12 @@ class Fleet:
         fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing, control=control,
                     server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
         fleet.metrics.watch(fleet._devices_online, fleet._mqtt_refused, fleet.broker_connected)
+        fleet.metrics.collect_from(DeviceCollector(fleet._fleet_state))
+        fleet.telemetry_job = TelemetryJob(db, retention_of(settings))
+        webhook = (WebhookSender(settings.alert_webhook_url, attempts=settings.alert_webhook_attempts,
+                                 backoff_s=settings.alert_webhook_backoff_s, timeout_s=settings.alert_webhook_timeout_s)
+                   if settings.alert_webhook_url else None)
+        fleet.alerts = AlertEvaluator(db, fleet.events, webhook)
         return fleet
 
     # -------------------------------------------------------------------------------- broker identity
@@ -204,6 +216,10 @@ class Fleet:
     def _devices_online(self) -> int:
         with self.db.session() as session:
             return devices.count_online(session)
+
+    def _fleet_state(self) -> FleetState:
+        with self.db.session() as session:
+            return read_state(session)
 
     def _mqtt_refused(self) -> dict[str, int]:
         refused = dict(self.bridge.refused) if self.bridge is not None else {}

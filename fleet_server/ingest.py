@@ -5,15 +5,17 @@ or decommissioned device is counted and dropped; a database error is logged and 
 Block requests (`ota/get`) go to the `OtaServer` when one is set (fleet_server.ota), which answers off this thread;
 command replies to the `CommandDispatcher` (fleet_server.command_dispatch), which stores them off this thread, and
 a device coming online wakes it to send what was queued for the device.
+Stored messages are announced on `events` (fleet_server.events) once committed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported
+from edgefleet.protocol import CommandReply, Event, OtaGet, Status, Telemetry, TwinReported, utcnow
 from fleet_server.db import Database
 from fleet_server.events import EventHub
 from fleet_server.metrics import FleetMetrics
@@ -27,24 +29,28 @@ log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None,
-                 commands: "CommandDispatcher | None" = None, events: EventHub | None = None) -> None:
+    def __init__(self, db: Database, metrics: FleetMetrics, ota: "OtaServer | None" = None, *,
+                 commands: "CommandDispatcher | None" = None, events: EventHub | None = None,
+                 late_after_s: float = 60.0) -> None:
         self.db, self.metrics, self.ota, self.events = db, metrics, ota, events or EventHub()
         self.commands = commands
+        self.late_after = timedelta(seconds=late_after_s)
 
-    def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> None:
+    def _apply(self, kind: str, device_id: str, fn: Callable[..., bool], *args: object) -> bool | None:
+        """True when stored, False for an unknown device, None when storing failed."""
         self.metrics.messages_in.labels(kind).inc()
         try:
             with self.db.session() as session:
                 known = fn(session, device_id, *args)
         except Exception:  # noqa: BLE001 - a failing message must not kill the MQTT thread
             log.exception("storing %s from %s failed", kind, device_id)
-            return
+            return None
         if not known:
             self.metrics.ignored.labels(kind).inc()
             log.info("ignored %s from unknown or decommissioned device %s", kind, device_id)
-            return
+            return known
         self.events.device_message(kind, device_id, args[0] if args else None)  # stored: show it live
+        return known
 
     def on_status(self, device_id: str, status: Status) -> None:
         self._apply("status", device_id, devices.record_status, status)
@@ -55,7 +61,13 @@ class Ingest:
         self._apply("reported", device_id, devices.record_reported, reported)
 
     def on_telemetry(self, device_id: str, telemetry: Telemetry) -> None:
-        self._apply("telemetry", device_id, devices.record_telemetry, telemetry)
+        stored = self._apply("telemetry", device_id, devices.record_telemetry, telemetry)
+        if stored is None:
+            return
+        self.metrics.telemetry.labels("stored" if stored else "ignored").inc()
+        if stored:
+            if utcnow() - telemetry.ts > self.late_after:
+                self.metrics.telemetry_late.inc()
 
     def on_event(self, device_id: str, event: Event) -> None:
         self._apply("event", device_id, devices.touch)

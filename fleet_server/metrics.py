@@ -50,6 +50,15 @@ class FleetMetrics:
                                     registry=self.registry)
         for kind in REFUSAL_KINDS:  # present at 0 from the start, so a rate() over them is defined
             self.http_refused.labels(kind)
+        self.telemetry = Counter("edgefleet_telemetry_snapshots", "Telemetry snapshots by what ingest did: stored, "
+                                 "ignored (unknown or decommissioned device); malformed ones are counted in "
+                                 "edgefleet_mqtt_refused_messages{reason=\"malformed\"}", ["result"],
+                                 registry=self.registry)
+        self.telemetry_late = Counter("edgefleet_telemetry_late_snapshots", "Snapshots stored more than "
+                                      "telemetry_late_s after their own time (forwarded from an agent's outbox)",
+                                      registry=self.registry)
+        for result in ("stored", "ignored"):
+            self.telemetry.labels(result)
 
     def refused(self, kind: str) -> None:
         self.http_refused.labels(kind).inc()
@@ -57,6 +66,10 @@ class FleetMetrics:
     def watch(self, devices_online: Callable[[], int], mqtt_refused: Callable[[], Mapping[str, int]],
               broker_connected: Callable[[], bool]) -> None:
         self.registry.register(_LiveGauges(devices_online, mqtt_refused, broker_connected))
+
+    def collect_from(self, collector: Collector) -> None:
+        """Add a collector read at scrape time (fleet_server.device_metrics)."""
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -82,6 +82,23 @@ class ServerSettings(BaseSettings):
         10.0, gt=0, description="how fast that allowance comes back, in attempts per minute"
     )
 
+    telemetry_raw_retention_s: float = Field(
+        86_400.0, gt=0, description="how long raw telemetry snapshots are kept; older ones survive only in the "
+                                    "1-minute and 1-hour aggregates")
+    telemetry_minute_retention_s: float = Field(7 * 86_400.0, gt=0, description="how long 1-minute aggregates are kept")
+    telemetry_hour_retention_s: float = Field(90 * 86_400.0, gt=0, description="how long 1-hour aggregates are kept")
+    telemetry_late_s: float = Field(
+        60.0, gt=0, description="a snapshot arriving this long after its own ts is counted late (an agent's outbox "
+                                "forwarding what it kept offline); it is stored and aggregated all the same")
+    telemetry_job_s: float = Field(60.0, gt=0, description="how often telemetry is downsampled and pruned")
+    alert_eval_s: float = Field(5.0, gt=0, description="how often the alert rules are evaluated")
+    alert_webhook_url: str | None = Field(
+        None, pattern=r"^https?://", description="POSTed a JSON body on every alert transition (firing, resolved, "
+                                                 "acknowledged); none: no webhook")
+    alert_webhook_attempts: int = Field(5, ge=1, le=50, description="tries per webhook delivery before it is dropped")
+    alert_webhook_backoff_s: float = Field(1.0, gt=0, description="first delay between webhook tries (doubling)")
+    alert_webhook_timeout_s: float = Field(5.0, gt=0, description="timeout of one webhook request")
+
     def __init__(self, **values: Any) -> None:
         if "state_dir" in values:  # the field's alias is its env var; let callers use the field name
             values[_STATE_DIR_ENV] = values.pop("state_dir")

@@ -39,6 +39,8 @@ class Device(Base):
     mqtt_password_bcrypt: Mapped[str | None] = mapped_column(sa.String(80), doc="what the embedded broker checks")
     cert_serial: Mapped[str | None] = mapped_column(sa.String(64), doc="hex serial of the device certificate")
     hardware: Mapped[JsonDict] = mapped_column(default=dict)
+    last_telemetry: Mapped[JsonDict | None] = mapped_column(doc="the newest telemetry snapshot (by its ts)")
+    last_telemetry_at: Mapped[datetime | None] = mapped_column(doc="that snapshot's ts")
 
     @property
     def active(self) -> bool:
@@ -82,7 +84,8 @@ class AuditEntry(Base):
 
 
 class TelemetryRow(Base):
-    """Raw telemetry snapshots; a later issue adds retention and aggregation."""
+    """Raw telemetry snapshots, kept `telemetry_raw_retention_s` and folded into `TelemetryAggregate` buckets
+    (services.telemetry_rollup) before they go; `aggregated` marks the ones already folded."""
 
     __tablename__ = "telemetry"
     __table_args__ = (sa.Index("ix_telemetry_device_ts", "device_id", "ts"),)
@@ -91,6 +94,57 @@ class TelemetryRow(Base):
     device_id: Mapped[str] = mapped_column(sa.String(63), sa.ForeignKey("devices.id", ondelete="CASCADE"))
     ts: Mapped[datetime]
     payload: Mapped[JsonDict]
+    aggregated: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
+
+
+class TelemetryAggregate(Base):
+    """One device's telemetry over one minute or one hour. `stats` holds, per numeric field, mergeable
+    parts {n, sum, min, max, last}, so a snapshot arriving late (from an agent's outbox) is folded in later."""
+
+    __tablename__ = "telemetry_aggregates"
+    __table_args__ = (sa.UniqueConstraint("device_id", "step", "bucket_start", name="uq_telemetry_aggregates_bucket"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(sa.String(63), sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(sa.String(4), doc="1m | 1h")
+    bucket_start: Mapped[datetime]
+    samples: Mapped[int]
+    last_ts: Mapped[datetime] = mapped_column(doc="ts of the newest snapshot folded in (whose values are `last`)")
+    stats: Mapped[JsonDict]
+
+
+class Alert(Base):
+    """One firing of one rule for one subject (a device, or `rollout:ID`): `firing`, then `resolved` when the
+    condition clears; an operator's acknowledgement is kept beside the state and does not end it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (sa.Index("ix_alerts_subject_rule_state", "subject", "rule", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(sa.String(32))
+    subject: Mapped[str] = mapped_column(sa.String(80), doc="a device id, or rollout:ID")
+    device_id: Mapped[str | None] = mapped_column(sa.String(63))
+    state: Mapped[str] = mapped_column(sa.String(16), index=True, doc="firing | resolved")
+    message: Mapped[str] = mapped_column(sa.String(1000))
+    value: Mapped[float | None] = mapped_column(sa.Float())
+    details: Mapped[JsonDict] = mapped_column(default=dict)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(sa.String(128))
+
+
+class AlertRuleOverride(Base):
+    """Rule settings over the built-in defaults: tag '' is the fleet-wide layer, 'k=v' applies to devices
+    carrying that tag. `rules` maps a rule name to the fields it overrides."""
+
+    __tablename__ = "alert_rule_overrides"
+
+    tag: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    rules: Mapped[JsonDict]
+    updated_by: Mapped[str] = mapped_column(sa.String(128))
+    updated_at: Mapped[datetime]
 
 
 class RevokedCert(Base):

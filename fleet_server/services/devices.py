@@ -118,6 +118,8 @@ def record_telemetry(session: Session, device_id: str, telemetry: Telemetry) -> 
     payload: dict[str, Any] = telemetry.model_dump(mode="json")
     session.add(TelemetryRow(device_id=device_id, ts=telemetry.ts, payload=payload))
     device.last_seen = _now()
+    if device.last_telemetry_at is None or telemetry.ts >= device.last_telemetry_at:  # an outbox replay is older
+        device.last_telemetry, device.last_telemetry_at = payload, telemetry.ts
     return True
 
 

@@ -6,7 +6,7 @@ from fleet_server.db.engine import alembic_config, make_engine
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()  # raises if the chain has two heads
 TABLES = {"devices", "enrollment_tokens", "api_keys", "audit_log", "telemetry", "revoked_certs", "model_packages",
-          "rollouts", "rollout_devices", "commands"}
+          "rollouts", "rollout_devices", "commands", "telemetry_aggregates", "alerts", "alert_rule_overrides"}
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
