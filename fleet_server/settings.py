@@ -60,6 +60,12 @@ class ServerSettings(BaseSettings):
         300.0, gt=0, description="how often the server has the broker re-offer retained messages, to clear those "
                                  "devices may not keep (a device can publish retained telemetry; only status and "
                                  "twin/reported are kept)")
+    broker_crl_file: Path | None = Field(
+        None, description="an external Mosquitto's `crlfile` (the crl.pem `server broker-config` wrote): the server "
+                          "copies the CRL there at start, at every decommission and daily")
+    broker_pid_file: Path | None = Field(
+        None, description="an external Mosquitto's `pid_file`: the server sends that process SIGHUP after writing "
+                          "broker_crl_file, so a revoked certificate is refused from its next connection")
     token_default_ttl_s: int = Field(3600, gt=0, description="lifetime of an enrollment token when none is given")
     device_cert_days: int = Field(365, gt=0, le=3650, description="validity of device certificates")
     signing_key_file: Path | None = Field(
