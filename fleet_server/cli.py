@@ -79,7 +79,7 @@ def given_api_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | 
     """The key from --api-key or --api-key-file (or their environment variables), if any."""
     return chosen_secret(ctx, value=api_key, file=api_key_file, value_param="api_key", file_param="api_key_file",
                          ambiguous="give the API key one way: --api-key or --api-key-file (or one of "
-                                   "$EDGEFLEET_API_KEY / $EDGEFLEET_API_KEY_FILE)")
+                                   "$EDGEFLEET_API_KEY / $EDGEFLEET_API_KEY_FILE)", credential_name="edgefleet-api-key")
 
 
 def _client(ctx: typer.Context, server: str, api_key: str | None, state_dir: Path | None,

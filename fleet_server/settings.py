@@ -6,6 +6,7 @@ Nothing here is read at import time: `ServerSettings()` is built by the CLI or a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Self
 
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgefleet import paths
 from edgefleet.mqtt import BrokerUrl
+from edgefleet.secret_options import CREDENTIALS_ENV
 
 # EDGEFLEET_STATE_DIR already names the *base* state dir (edgefleet.paths); the server's own dir, a level
 # below by default, gets its own variable so the two cannot be confused.
@@ -91,6 +93,11 @@ class ServerSettings(BaseSettings):
     def __init__(self, **values: Any) -> None:
         if "state_dir" in values:  # the field's alias is its env var; let callers use the field name
             values[_STATE_DIR_ENV] = values.pop("state_dir")
+        credentials = os.environ.get(CREDENTIALS_ENV)
+        if credentials and "_secrets_dir" not in values:
+            # systemd's LoadCredential=: a setting may come as a credential named like its variable in lower
+            # case (edgefleet_db_url), below arguments and environment variables in priority
+            values["_secrets_dir"] = credentials
         super().__init__(**values)
 
     @field_validator("broker")
