@@ -171,7 +171,11 @@ def server_broker_config(
     ca = CertificateAuthority.load_or_create(state / "pki")
     layout = BrokerLayout(out=out, port=port, bind=bind, hosts=tuple(host or ("localhost", "127.0.0.1")),
                           mount_path=mount_path, data_dir=data_dir, run_as=run_as)
-    for path in write_broker_config(ca, layout):
+    try:
+        written = write_broker_config(ca, layout)
+    except OSError as exc:
+        fail(f"cannot write the broker config into {out}: {exc}")
+    for path in written:
         console.print(f"wrote {path}")
     seen = layout.seen_at
     console.print(f"run the server with --broker mqtts://{layout.hosts[0]}:{port} and, where it sees the broker's "

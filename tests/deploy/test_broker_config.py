@@ -33,9 +33,6 @@ from tests.fleet_server.conftest import make_csr
 from tests.mqtt_client import Peer, tls_context, unique_id, unique_name
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.mosquitto
-
-
 @dataclass
 class Deployment:
     port: int
@@ -54,7 +51,8 @@ class Deployment:
 
 
 @pytest.fixture()
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    assert request.node.get_closest_marker("mosquitto"), "tests of the deployment need the mosquitto marker"
     binary = services.mosquitto_binary()
     if binary is None:
         services.service_missing("mosquitto is not installed (apt-get install mosquitto)")
@@ -120,6 +118,7 @@ def deployment_ca(tmp_path: Path) -> Path:
     return tmp_path / "broker" / "ca.crt"
 
 
+@pytest.mark.mosquitto
 def test_the_written_mosquitto_config_logs_devices_in_by_certificate_and_confines_them(
         deployment: Deployment, tmp_path: Path) -> None:
     deploy = deployment
@@ -175,3 +174,12 @@ def test_the_written_mosquitto_config_logs_devices_in_by_certificate_and_confine
         assert deploy.device(config.device_id)["online"]  # the agent's session lived through the reload
     finally:
         agent.stop()
+
+
+def test_broker_config_into_a_path_that_is_a_file_is_a_clear_error_and_leaves_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "broker"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(server_app, ["broker-config", "--out", str(blocker), "--state-dir",
+                                             str(tmp_path / "server")])
+    assert result.exit_code == 1 and "cannot write the broker config" in result.output
+    assert blocker.read_text() == "not a directory"
