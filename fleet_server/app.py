@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 NATS_DIR = "nats"  # the embedded broker's config, users, JetStream store (sessions, retained messages) and log
 EMBEDDED_CONNECT_WAIT_S = 15.0
+CRL_REFRESH_S = 24 * 3600.0
 # Routes allowed a larger body than settings.max_body_bytes, by path prefix -> the setting that gives their limit.
 LARGER_BODIES: dict[str, str] = {f"{API_PREFIX}/models": "max_model_bytes"}
 
@@ -62,6 +63,17 @@ async def _sweep_retained(fleet: Fleet) -> None:
         await asyncio.sleep(fleet.settings.retained_sweep_s)
         if fleet.bridge is not None:
             await anyio.to_thread.run_sync(fleet.bridge.sweep_retained)
+
+
+async def _refresh_crl(fleet: Fleet) -> None:
+    """Rewrite the CRL (and an external broker's copy) daily: it states a next update 30 days on, and a
+    broker holding an expired CRL refuses every client."""
+    while True:
+        await asyncio.sleep(CRL_REFRESH_S)
+        try:
+            await anyio.to_thread.run_sync(fleet.refresh_crl)
+        except Exception:  # noqa: BLE001 - tried again tomorrow; the old CRL is valid for weeks
+            log.exception("rewriting the CRL failed")
 
 
 class _Republisher:
@@ -138,7 +150,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fleet: Fleet | None = None
         republisher: _Republisher | None = None
-        sweeper: asyncio.Task | None = None
+        tasks: list[asyncio.Task] = []
         scheduler: RolloutScheduler | None = None
         periodic: list[PeriodicThread] = []
         try:
@@ -152,7 +164,7 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
                 await anyio.to_thread.run_sync(fleet.bridge.start)
                 if settings.embedded:  # our own broker: be connected before serving (an external one may be down)
                     await anyio.to_thread.run_sync(fleet.bridge.wait_connected, EMBEDDED_CONNECT_WAIT_S)
-                sweeper = asyncio.create_task(_sweep_retained(fleet))
+                tasks = [asyncio.create_task(_sweep_retained(fleet)), asyncio.create_task(_refresh_crl(fleet))]
                 scheduler = RolloutScheduler(fleet.db, fleet.publish_desired, events=fleet.events).start()
                 fleet.commands.start()
                 periodic = _start_monitoring(fleet)
@@ -166,8 +178,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in tasks:
+                task.cancel()
             if scheduler is not None:
                 await anyio.to_thread.run_sync(scheduler.stop)
             for thread in periodic:

@@ -18,6 +18,7 @@ from typing import Any
 from edgefleet.protocol.control import ControlSigner
 from fleet_server.alert_evaluator import AlertEvaluator
 from fleet_server.alert_webhook import WebhookSender
+from fleet_server.broker_reload import publish_crl
 from fleet_server.broker_users import BrokerUserSync
 from fleet_server.db import Database, Device
 from fleet_server.device_metrics import DeviceCollector, FleetState, read_state
@@ -97,7 +98,6 @@ class Fleet:
         if first:
             write_private(key_file, (first + "\n").encode())
         admin_key = first or (key_file.read_text().strip() if key_file.exists() else None)
-        ca.write_crl(revoked)
         control = ControlSigner(load_or_create_private_key(settings.control_key_path()))
         fleet = cls(settings=settings, db=db, ca=ca, signing_public_key=signing, control=control,
                     server_broker_password=broker_password, admin_key=admin_key, admin_key_created=bool(first))
@@ -108,7 +108,19 @@ class Fleet:
                                  backoff_s=settings.alert_webhook_backoff_s, timeout_s=settings.alert_webhook_timeout_s)
                    if settings.alert_webhook_url else None)
         fleet.alerts = AlertEvaluator(db, fleet.events, webhook)
+        fleet._write_crl(revoked)
         return fleet
+
+    def _write_crl(self, revoked: list) -> None:
+        """The CA's CRL, and the external broker's copy of it with a reload (fleet_server.broker_reload)."""
+        crl = self.ca.write_crl(revoked)
+        if self.settings.broker_crl_file is not None or self.settings.broker_pid_file is not None:
+            publish_crl(crl, self.settings.broker_crl_file, self.settings.broker_pid_file)
+
+    def refresh_crl(self) -> None:
+        """Write the CRL again: it expires (next update in 30 days) and a broker then refuses every client."""
+        with self._publish_lock, self.db.session() as session:
+            self._write_crl(devices.revoked_serials(session))
 
     # -------------------------------------------------------------------------------- broker identity
     def broker_logins(self) -> list[tuple[str, str]]:
@@ -173,8 +185,7 @@ class Fleet:
     def after_decommission(self, device_id: str) -> None:
         """Outside the transaction: rewrite the CRL, remove the device's login from the embedded broker (which
         cuts its live connection) and clear its retained messages. API routes run this in a worker thread."""
-        with self._publish_lock, self.db.session() as session:  # the lock also serialises CRL writers
-            self.ca.write_crl(devices.revoked_serials(session))
+        self.refresh_crl()  # under the publish lock, which also serialises CRL writers
         try:  # the embedded broker drops its live connection in the same reload that removes its login
             self.sync_broker_users()
         except Exception:  # noqa: BLE001 - its credentials are revoked in the database either way

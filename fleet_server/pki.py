@@ -21,6 +21,7 @@ from fleet_server.errors import CsrInvalid
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
+SERVER_CN = "server"  # the server's own identity: its MQTT username on a broker that logs clients in by certificate
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
@@ -136,19 +137,18 @@ class CertificateAuthority:
         cert_path, key_path = self.dir / "server.crt", self.dir / "server.key"
         if cert_path.exists() and key_path.exists():
             return cert_path, key_path
-        import ipaddress
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        sans: list[x509.GeneralName] = []
-        for host in hosts or ["127.0.0.1", "localhost"]:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
-        cert = self._leaf(key.public_key(), "server", SERVER_DAYS, server=True, sans=sans)
-        write_private(key_path, _key_pem(key))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert_bytes, key_bytes = self.issue_server_certificate(SERVER_CN, hosts or ["127.0.0.1", "localhost"])
+        write_private(key_path, key_bytes)
+        cert_path.write_bytes(cert_bytes)
         return cert_path, key_path
+
+    def issue_server_certificate(self, common_name: str, hosts: list[str],
+                                 days: int = SERVER_DAYS) -> tuple[bytes, bytes]:
+        """(cert PEM, key PEM) of a new TLS server identity for `hosts` (IP addresses or DNS names), such as
+        the broker's: clients check the broker's name against these, so list every name devices use."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._leaf(key.public_key(), common_name, days, server=True, sans=_sans(hosts))
+        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
     # ------------------------------------------------------------------ revocation
     def write_crl(self, revoked: list[tuple[str, dt.datetime]]) -> Path:
@@ -165,6 +165,18 @@ class CertificateAuthority:
         tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
         os.replace(tmp, self.crl_path)
         return self.crl_path
+
+
+def _sans(hosts: list[str]) -> list[x509.GeneralName]:
+    import ipaddress
+
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return sans
 
 
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)

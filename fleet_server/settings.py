@@ -6,6 +6,7 @@ Nothing here is read at import time: `ServerSettings()` is built by the CLI or a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Self
 
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edgefleet import paths
 from edgefleet.mqtt import BrokerUrl
+from edgefleet.secret_options import CREDENTIALS_ENV
 
 # EDGEFLEET_STATE_DIR already names the *base* state dir (edgefleet.paths); the server's own dir, a level
 # below by default, gets its own variable so the two cannot be confused.
@@ -60,6 +62,12 @@ class ServerSettings(BaseSettings):
         300.0, gt=0, description="how often the server has the broker re-offer retained messages, to clear those "
                                  "devices may not keep (a device can publish retained telemetry; only status and "
                                  "twin/reported are kept)")
+    broker_crl_file: Path | None = Field(
+        None, description="an external Mosquitto's `crlfile` (the crl.pem `server broker-config` wrote): the server "
+                          "copies the CRL there at start, at every decommission and daily")
+    broker_pid_file: Path | None = Field(
+        None, description="an external Mosquitto's `pid_file`: the server sends that process SIGHUP after writing "
+                          "broker_crl_file, so a revoked certificate is refused from its next connection")
     token_default_ttl_s: int = Field(3600, gt=0, description="lifetime of an enrollment token when none is given")
     device_cert_days: int = Field(365, gt=0, le=3650, description="validity of device certificates")
     signing_key_file: Path | None = Field(
@@ -102,6 +110,11 @@ class ServerSettings(BaseSettings):
     def __init__(self, **values: Any) -> None:
         if "state_dir" in values:  # the field's alias is its env var; let callers use the field name
             values[_STATE_DIR_ENV] = values.pop("state_dir")
+        credentials = os.environ.get(CREDENTIALS_ENV)
+        if credentials and "_secrets_dir" not in values:
+            # systemd's LoadCredential=: a setting may come as a credential named like its variable in lower
+            # case (edgefleet_db_url), below arguments and environment variables in priority
+            values["_secrets_dir"] = credentials
         super().__init__(**values)
 
     @field_validator("broker")

@@ -16,6 +16,8 @@ FLEET_COMMANDS = (
     LazyCommand("enroll", "edge_agent.cli.enroll:enroll_command", "agent", "Enroll this device with a fleet server."),
     LazyCommand("run", "edge_agent.cli.run:run_command", "agent",
                 "Run the agent connected to its fleet until Ctrl-C or SIGTERM."),
+    LazyCommand("install-service", "edge_agent.cli.service:install_service_command", "agent",
+                "Write the systemd unit that runs this device's agent."),
 )
 
 
