@@ -29,7 +29,7 @@ def given_token(ctx: typer.Context, token: str | None, token_file: Path | None) 
 
 def enroll_command(
     ctx: typer.Context,
-    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. http://127.0.0.1:8080"),
+    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. https://fleet.example:8080 (plain http only to loopback)"),
     token: str | None = typer.Option(
         None, "--token", envvar="EDGEFLEET_ENROLL_TOKEN",
         help="One-time enrollment token from `edgefleet token create`. On the command line it shows in the "
@@ -41,12 +41,17 @@ def enroll_command(
     name: str | None = typer.Option(None, "--name", help="A human name for this device"),
     source: str | None = typer.Option(None, "--source", help="Camera to run: synthetic, file, /dev/videoN, rtsp://"),
     force: bool = typer.Option(False, "--force", help="Replace an existing identity in the state dir"),
+    ca_fingerprint: str | None = typer.Option(
+        None, "--ca-fingerprint", envvar="EDGEFLEET_CA_FINGERPRINT",
+        help="SHA-256 fingerprint of the fleet CA (printed by `edgefleet token create`): checked against the CA "
+             "the server presents before the token is sent; needed for https with the fleet's own certificate"),
 ) -> None:
     """Enroll this device with a fleet server."""
     secret = given_token(ctx, token, token_file)
     root = resolve_state_dir(state_dir)
     try:
-        config = enroll(server, secret, root, name=name, source=source, force=force)
+        config = enroll(server, secret, root, name=name, source=source, force=force,
+                        ca_fingerprint=ca_fingerprint)
     except AgentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exit_code_for(exc) or EXIT_AGENT) from None
