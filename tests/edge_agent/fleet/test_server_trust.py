@@ -16,6 +16,7 @@ from edgefleet.trust import certificate_fingerprint
 from edge_agent.errors import EnrollmentError
 from edge_agent.fleet.enroll import enroll
 from edge_agent.fleet.sim import SimulatedDevice
+from edge_agent.cli import agent_app
 from fleet_server.cli import token_app
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
@@ -85,6 +86,9 @@ def test_a_wrong_fingerprint_is_refused_before_the_token_is_sent(server: ServerH
     # without a fingerprint the fleet-CA certificate cannot be verified, and the error says what to pass
     with pytest.raises(EnrollmentError, match="--ca-fingerprint"):
         enroll(server.url, token, tmp_path / "agent")
+    cli = CliRunner().invoke(agent_app, ["enroll", "--server", server.url, "--token", token, "--state-dir",
+                                         str(tmp_path / "agent"), "--ca-fingerprint", "cd" * 32])
+    assert cli.exit_code != 0 and "refusing to send the token" in cli.output
     assert _uses_left(server, token_id) == 1
     assert not (tmp_path / "agent" / "agent.json").exists()
 
