@@ -18,8 +18,8 @@ import anyio
 from fastapi import FastAPI
 
 from edgefleet.mqtt import BrokerUrl
-from fleet_server.api import (alerts, apikeys, audit, commands, dashboard, devices, docs, enroll, errors, events,
-                              health, models, rollouts, tokens, twin, whoami)
+from fleet_server.api import (alerts, apikeys, audit, ca, commands, dashboard, devices, docs, enroll, errors,
+                              events, health, models, rollouts, tokens, twin, whoami)
 from fleet_server.command_dispatch import CommandDispatcher
 from fleet_server.api.body_limit import BodyLimit
 from fleet_server.api.ratelimit import EnrollLimiter
@@ -28,6 +28,7 @@ from fleet_server.fleet import Fleet
 from fleet_server.periodic import PeriodicThread
 from fleet_server.rollout_scheduler import RolloutScheduler
 from fleet_server.settings import ServerSettings
+from fleet_server.tls_identity import broker_identity
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -45,13 +46,17 @@ def _start_broker(fleet: Fleet) -> None:
         from fleet_server.broker_users import BrokerUserSync
         from fleet_server.nats import NatsBroker
 
+        tls = broker_identity(settings, fleet.ca) if settings.embedded_broker_uses_tls else None
         broker = NatsBroker(settings.state_dir / NATS_DIR, settings.embedded_broker_host,
-                            settings.embedded_broker_port, server_password=fleet.server_broker_password)
+                            settings.embedded_broker_port, server_password=fleet.server_broker_password, tls=tls)
         broker.set_devices(fleet.broker_logins())  # recorded; start() writes them before the process starts
         fleet.broker = broker.start()
         fleet.user_sync = BrokerUserSync(fleet.broker_logins, broker.set_devices)
         fleet.broker_url = broker.url
     else:
+        from fleet_server.broker_check import check_external_broker
+
+        check_external_broker(settings, fleet.bridge_tls(BrokerUrl.parse(settings.broker)), fleet.ca)
         fleet.broker_url = settings.broker
     fleet.public_broker_url = settings.public_broker_url or fleet.broker_url
 
@@ -101,14 +106,11 @@ class _Republisher:
 
 
 def _make_bridge(fleet: Fleet, on_connected: _Republisher):  # noqa: ANN202 - MqttBridge, imported lazily
-    from fleet_server.mqtt_bridge import MqttBridge, TlsFiles
+    from fleet_server.mqtt_bridge import MqttBridge
 
     url = BrokerUrl.parse(fleet.broker_url)
     username, password = fleet.bridge_credentials()
-    tls = None
-    if url.tls:
-        cert, key = fleet.ca.server_identity()
-        tls = TlsFiles(ca=fleet.ca.cert_path, cert=cert, key=key)
+    tls = fleet.bridge_tls(url)
     ingest = Ingest(fleet.db, fleet.metrics, ota=fleet.make_ota_server(), commands=fleet.commands,
                     events=fleet.events, late_after_s=fleet.settings.telemetry_late_s)
     return MqttBridge(url, ingest, username=username, password=password,
@@ -196,7 +198,8 @@ def create_app(settings: ServerSettings, *, start_mqtt: bool = True) -> FastAPI:
     larger = {prefix: getattr(settings, setting) for prefix, setting in LARGER_BODIES.items()}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=larger,
                        on_refused=lambda scope: _count_refusal(scope, "body_too_large"))
-    for module in (enroll, tokens, devices, twin, commands, models, rollouts, alerts, apikeys, audit, whoami, events):
+    for module in (ca, enroll, tokens, devices, twin, commands, models, rollouts, alerts, apikeys, audit, whoami,
+                   events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     docs.install(app)  # /docs from local files: FastAPI's own page loads Swagger UI from a CDN

@@ -27,7 +27,7 @@ from fleet_server.cli_output import (
     tokens_table,
 )
 from edgefleet.secret_options import chosen_secret
-from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key, resolve_ca_file
 from fleet_server.errors import FleetError
 
 server_app = typer.Typer(help="Run the fleet server.", no_args_is_help=True, add_completion=False)
@@ -84,7 +84,8 @@ def given_api_key(ctx: typer.Context, api_key: str | None, api_key_file: Path | 
 
 def _client(ctx: typer.Context, server: str, api_key: str | None, state_dir: Path | None,
             api_key_file: Path | None = None) -> FleetClient:
-    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), state_dir))
+    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), state_dir),
+                       ca_file=resolve_ca_file(server, state_dir))
 
 
 def _call(fn: Any, *args: Any) -> Any:
@@ -110,6 +111,23 @@ def server_run(
     port: Annotated[int | None, typer.Option("--port", help="HTTP port (default 8080, 0 = free)")] = None,
     broker_port: Annotated[int | None, typer.Option("--broker-port", help="embedded broker port (0 = free)")] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="server state dir")] = None,
+    tls: Annotated[bool | None, typer.Option(
+        "--tls/--no-tls", help="serve HTTPS (default: on for a non-loopback --host, off on loopback)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="HTTPS certificate chain (PEM); default: "
+                                                                     "one from the fleet CA")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="key of --tls-cert (PEM)")] = None,
+    tls_host: Annotated[list[str] | None, typer.Option(
+        "--tls-host", help="extra DNS name or IP the fleet-CA certificates name (repeat)")] = None,
+    insecure_http: Annotated[bool, typer.Option(
+        "--insecure-http", help="allow plain HTTP on a non-loopback --host (development only)")] = False,
+    broker_host: Annotated[str | None, typer.Option(
+        "--broker-host", help="embedded broker bind address (default 127.0.0.1; others need TLS)")] = None,
+    broker_tls: Annotated[bool | None, typer.Option(
+        "--broker-tls/--no-broker-tls", help="TLS on the embedded broker (default: on off loopback)")] = None,
+    insecure_broker: Annotated[bool, typer.Option(
+        "--insecure-broker", help="start on an external broker that fails the security check (development)")] = False,
+    signing_public_key: Annotated[Path | None, typer.Option(
+        "--signing-public-key", help="model-signing PUBLIC key (PEM) when packages are signed elsewhere")] = None,
 ) -> None:
     """Run the server until Ctrl-C; prints where it serves, the broker address and the first admin key."""
     from pydantic import ValidationError
@@ -118,7 +136,10 @@ def server_run(
     from fleet_server.settings import ServerSettings
 
     given = {"db_url": db, "broker": broker, "host": host, "port": port, "embedded_broker_port": broker_port,
-             "state_dir": state_dir}
+             "state_dir": state_dir, "tls": tls, "tls_cert_file": tls_cert, "tls_key_file": tls_key,
+             "tls_hosts": tls_host or None, "insecure_http": insecure_http or None, "embedded_broker_host": broker_host,
+             "embedded_broker_tls": broker_tls, "insecure_broker": insecure_broker or None,
+             "signing_public_key_file": signing_public_key}
     try:
         settings = ServerSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
@@ -127,14 +148,7 @@ def server_run(
         handle = start_server_in_thread(settings, log_level="info")
     except ServerStartError as exc:
         fail(str(exc))
-    console.print(f"edgefleet server on [bold]{handle.url}[/]  (API docs {handle.url}/docs)")
-    console.print(f"MQTT broker: [bold]{handle.broker_url}[/] ({'embedded' if settings.embedded else 'external'})")
-    console.print(f"database: {settings.database_url()}")
-    if handle.admin_key_created:
-        console.print(f"first admin API key (shown once; also in {handle.admin_key_file}, mode 0600):")
-        console.print(f"  [bold yellow]{handle.admin_key}[/]")
-    else:
-        console.print(f"admin API key: in {handle.admin_key_file}")
+    _print_started(handle)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -145,42 +159,20 @@ def server_run(
     handle.stop()
 
 
-@server_app.command("broker-config")
-def server_broker_config(
-    out: Annotated[Path, typer.Option("--out", help="directory to write mosquitto.conf, acl, certificates, crl.pem")],
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="server state dir (its CA signs)")] = None,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="the TLS listener's port")] = 8883,
-    bind: Annotated[str | None, typer.Option("--bind", help="listen on this address only (default: all)")] = None,
-    host: Annotated[list[str] | None, typer.Option(
-        "--host", help="a name or IP devices and the server reach the broker by (repeat; default localhost, "
-                       "127.0.0.1): the broker's certificate names exactly these")] = None,
-    mount_path: Annotated[Path | None, typer.Option(
-        "--mount-path", help="where the broker will see --out (e.g. /mosquitto/config in a container)")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", help="the broker's persistence directory as it sees it (default MOUNT/data)")] = None,
-    run_as: Annotated[str | None, typer.Option(
-        "--run-as", help="user Mosquitto drops to when started as root (its default: mosquitto)")] = None,
-) -> None:
-    """Write a Mosquitto mTLS configuration for this fleet (DESIGN.md 3): devices log in by the certificate
-    enrollment gave them and may use only their own topics; decommissioned devices are refused through crl.pem."""
-    from fleet_server.broker_config import BrokerLayout, write_broker_config
-    from fleet_server.pki import CertificateAuthority
-    from fleet_server.settings import ServerSettings
+def _print_started(handle: Any) -> None:
+    """Where it serves, the CA fingerprint devices pin, the broker, the database and the admin key."""
+    from edgefleet.trust import certificate_fingerprint
 
-    state = ServerSettings(**({"state_dir": state_dir} if state_dir else {})).state_dir
-    ca = CertificateAuthority.load_or_create(state / "pki")
-    layout = BrokerLayout(out=out, port=port, bind=bind, hosts=tuple(host or ("localhost", "127.0.0.1")),
-                          mount_path=mount_path, data_dir=data_dir, run_as=run_as)
-    try:
-        written = write_broker_config(ca, layout)
-    except OSError as exc:
-        fail(f"cannot write the broker config into {out}: {exc}")
-    for path in written:
-        console.print(f"wrote {path}")
-    seen = layout.seen_at
-    console.print(f"run the server with --broker mqtts://{layout.hosts[0]}:{port} and, where it sees the broker's "
-                  f"files, EDGEFLEET_BROKER_CRL_FILE={seen / 'crl.pem'} EDGEFLEET_BROKER_PID_FILE="
-                  f"{seen / 'mosquitto.pid'}")
+    settings = handle.settings
+    console.print(f"edgefleet server on [bold]{handle.url}[/]  (API docs {handle.url}/docs)")
+    console.print(f"fleet CA fingerprint (SHA-256): {certificate_fingerprint(handle.fleet.ca.cert)}")
+    console.print(f"MQTT broker: [bold]{handle.broker_url}[/] ({'embedded' if settings.embedded else 'external'})")
+    console.print(f"database: {settings.database_url()}")
+    if handle.admin_key_created:
+        console.print(f"first admin API key (shown once; also in {handle.admin_key_file}, mode 0600):")
+        console.print(f"  [bold yellow]{handle.admin_key}[/]")
+    else:
+        console.print(f"admin API key: in {handle.admin_key_file}")
 
 
 # ------------------------------------------------------------------------------------------------ tokens
@@ -200,13 +192,29 @@ def token_create(
     body = {"ttl_s": parse_duration(ttl), "uses": uses, "tags": parse_tags(tags)}
     if db:
         created = _token_create_direct(db, body)
+        created["ca_fingerprint"] = _local_ca_fingerprint(state_dir)
     else:
-        created = _call(_client(ctx, server, api_key, state_dir, api_key_file).post, "/tokens", body)
+        client = _client(ctx, server, api_key, state_dir, api_key_file)
+        created = _call(client.post, "/tokens", body)
+        created["ca_fingerprint"] = _call(client.get, "/ca")["fingerprint_sha256"]
     if json_out:
         print_json(created)
         return
+    if created["ca_fingerprint"]:  # before the token, which stays the last line for scripts
+        console.print(f"fleet CA fingerprint (SHA-256): {created['ca_fingerprint']}\n"
+                      f"enroll with: edgefleet agent enroll --server URL --ca-fingerprint {created['ca_fingerprint']}"
+                      " --token-file FILE", soft_wrap=True)
     console.print(f"token (shown once, {created['uses_left']} use(s), expires {created['expires_at']}):")
     print(created["token"])
+
+
+def _local_ca_fingerprint(state_dir: Path | None) -> str | None:
+    """The fingerprint of the fleet CA in a local server state dir (for `token create --db`), if it exists."""
+    from edgefleet import paths
+    from edgefleet.trust import certificate_fingerprint
+
+    ca = (state_dir or paths.default_state_dir() / "server") / "pki" / "ca.crt"
+    return certificate_fingerprint(ca.read_bytes()) if ca.exists() else None
 
 
 def _token_create_direct(db_url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -306,5 +314,7 @@ def apikey_ls(ctx: typer.Context, json_out: JsonOpt = False, server: ServerOpt =
     print_json(keys) if json_out else console.print(keys_table(keys))
 
 
-# `devices cmd` lives in its own module (remote commands); importing it registers it on devices_app.
+# `devices cmd` (remote commands) and `server broker-config` live in modules of their own; importing them
+# registers them on devices_app and server_app.
+import fleet_server.broker_config_cli  # noqa: E402,F401
 import fleet_server.command_cli  # noqa: E402,F401

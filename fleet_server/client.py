@@ -4,6 +4,7 @@ agent extra has too), so `edgefleet model publish` works from a machine without 
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,28 @@ def _local_admin_key_file(state_dir: Path) -> Path | None:
     return admin_key_path(state_dir)
 
 
+def resolve_ca_file(server: str, state_dir: Path | None = None) -> Path | None:
+    """The CA an `https://` server is verified against: `$EDGEFLEET_CA_FILE`, else the local server's fleet CA
+    (`STATE_DIR/pki/ca.crt`) when there is one, else None (the system's CAs: a certificate given in settings)."""
+    if not server.lower().startswith("https://"):
+        return None
+    if os.environ.get("EDGEFLEET_CA_FILE"):
+        return Path(os.environ["EDGEFLEET_CA_FILE"])
+    local = (state_dir or paths.default_state_dir() / "server") / "pki" / "ca.crt"
+    return local if local.exists() else None
+
+
 @dataclass
 class FleetClient:
     server: str
     api_key: str | None
     timeout: float = 30.0
+    ca_file: Path | None = None  # None: resolve_ca_file's choice
+
+    def __post_init__(self) -> None:
+        ca_file = self.ca_file or resolve_ca_file(self.server)
+        self._verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(ca_file))
+                                               if ca_file is not None else True)
 
     def send(self, method: str, path: str, *, headers: dict[str, str] | None = None,
              timeout: float | httpx.Timeout | None = None, **kwargs: Any) -> httpx.Response:
@@ -60,7 +78,8 @@ class FleetClient:
         sent = {**(headers or {}), **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
         url = self.server.rstrip("/") + "/api/v1" + path
         try:
-            r = httpx.request(method, url, headers=sent, timeout=timeout or self.timeout, **kwargs)
+            r = httpx.request(method, url, headers=sent, timeout=timeout or self.timeout, verify=self._verify,
+                              **kwargs)
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach the server at {self.server}: {exc}") from None
         if r.status_code >= 400:

@@ -13,8 +13,9 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edgefleet.mqtt import BrokerUrl
 from edgefleet.protocol.control import ControlSigner
 from fleet_server.alert_evaluator import AlertEvaluator
 from fleet_server.alert_webhook import WebhookSender
@@ -28,17 +29,22 @@ from fleet_server.nats.users import SERVER_USER
 from fleet_server.metrics import FleetMetrics
 from fleet_server.model_store import ModelStore
 from fleet_server.ota import OtaServer
-from fleet_server.pki import CertificateAuthority, load_signing_public_pem, write_private
+from fleet_server.pki import CertificateAuthority, write_private
 from fleet_server.services import apikeys, devices
 from fleet_server.services.enrollment import EnrollContext
 from fleet_server.services.twin import desired_model_sha256, desired_of
 from fleet_server.settings import ServerSettings
+from fleet_server.signing_key import signing_public_pem
 from fleet_server.telemetry_job import TelemetryJob, retention_of
 from models.signing import load_or_create_private_key, public_key_pem
+
+if TYPE_CHECKING:
+    from fleet_server.mqtt_bridge import TlsFiles
 
 log = logging.getLogger(__name__)
 
 ADMIN_KEY_FILE = "admin-api-key"
+PKI_DIR = "pki"  # the fleet CA, its CRL and the server's TLS identities
 BROKER_PASSWORD_FILE = "broker-server-password"
 OTA_PUBLISH_TIMEOUT_S = 30.0
 COMMAND_PUBLISH_TIMEOUT_S = 5.0
@@ -87,9 +93,9 @@ class Fleet:
         state.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url())
         db.upgrade()
-        ca = CertificateAuthority.load_or_create(state / "pki")
+        ca = CertificateAuthority.load_or_create(state / PKI_DIR)
         ca.server_identity([settings.embedded_broker_host, "127.0.0.1", "localhost"])
-        signing = load_signing_public_pem(settings.signing_key_path())
+        signing = signing_public_pem(settings)
         broker_password = _read_or_create_secret(state / BROKER_PASSWORD_FILE)
         with db.session() as session:
             first = apikeys.ensure_first_admin(session)
@@ -141,6 +147,16 @@ class Fleet:
         if self.settings.embedded:
             return SERVER_USER, self.server_broker_password
         return self.settings.broker_username, self.settings.broker_password
+
+    def bridge_tls(self, url: BrokerUrl) -> "TlsFiles | None":
+        """The bridge's TLS files for `url` (None for plain MQTT): the fleet CA verifies the broker, and the
+        server's own certificate logs it in where the broker asks for one (Mosquitto with mTLS)."""
+        from fleet_server.mqtt_bridge import TlsFiles
+
+        if not url.tls:
+            return None
+        cert, key = self.ca.server_identity()
+        return TlsFiles(ca=self.ca.cert_path, cert=cert, key=key)
 
     def enroll_context(self) -> EnrollContext:
         return EnrollContext(ca=self.ca, broker_url=self.public_broker_url, signing_public_key=self.signing_public_key,

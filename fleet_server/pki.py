@@ -25,6 +25,10 @@ SERVER_CN = "server"  # the server's own identity: its MQTT username on a broker
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
+class CaIncomplete(RuntimeError):
+    """Only one of ca.key / ca.crt is in the PKI directory: the server refuses to start rather than make a new CA."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -49,6 +53,12 @@ class CertificateAuthority:
     @classmethod
     def load_or_create(cls, pki_dir: Path, common_name: str = "edgefleet fleet CA") -> "CertificateAuthority":
         key_path, cert_path = pki_dir / "ca.key", pki_dir / "ca.crt"
+        if key_path.exists() != cert_path.exists():
+            # Making a new CA here would silently orphan every enrolled device (and anything pinned to the old
+            # CA's fingerprint): a half-present CA is an operator's problem to solve, not ours to paper over.
+            present, missing = (key_path, cert_path) if key_path.exists() else (cert_path, key_path)
+            raise CaIncomplete(f"the fleet CA is incomplete: {present} exists but {missing} is missing. Restore "
+                               f"{missing.name} from a backup; a new CA would cut off every enrolled device")
         if key_path.exists() and cert_path.exists():
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -149,6 +159,11 @@ class CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = self._leaf(key.public_key(), common_name, days, server=True, sans=_sans(hosts))
         return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    def issue_server_cert(self, key: ec.EllipticCurvePrivateKey, common_name: str, sans: list[x509.GeneralName],
+                          days: int = SERVER_DAYS) -> x509.Certificate:
+        """A server-auth (and client-auth) certificate over `key` naming `sans`: HTTPS and the broker's TLS
+        listener (fleet_server.tls_identity decides the names and when to issue again)."""
+        return self._leaf(key.public_key(), common_name, days, server=True, sans=sans)
 
     # ------------------------------------------------------------------ revocation
     def write_crl(self, revoked: list[tuple[str, dt.datetime]]) -> Path:

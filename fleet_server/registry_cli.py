@@ -20,7 +20,7 @@ from rich.table import Table
 from edgefleet.paths import default_state_dir
 from fleet_server.cli import JsonOpt, KeyFileOpt, KeyOpt, ServerOpt, fail, given_api_key
 from fleet_server.cli_output import console, print_json
-from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key, resolve_ca_file
 
 BAD_INPUT_STATUSES = {413, 422}  # the package itself was refused: as bad input as a missing file
 StateDirOpt = Annotated[Path | None, typer.Option(
@@ -32,7 +32,8 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="only this model")]
 def _client(ctx: typer.Context, server: str, api_key: str | None, api_key_file: Path | None,
             state_dir: Path | None) -> FleetClient:
     server_state = (state_dir or default_state_dir()) / "server"
-    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), server_state))
+    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), server_state),
+                       ca_file=resolve_ca_file(server, server_state))
 
 
 def _failed(exc: ClientError) -> NoReturn:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from fleet_server.cli import JsonOpt, KeyFileOpt, KeyOpt, ServerOpt, StateOpt, fail, given_api_key
 from fleet_server.cli_output import console, print_json
-from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key
+from fleet_server.client import DEFAULT_SERVER, ClientError, FleetClient, resolve_api_key, resolve_ca_file
 
 rollout_app = typer.Typer(help="Roll a registry model out to devices in waves.", no_args_is_help=True,
                           add_completion=False)
@@ -33,7 +33,8 @@ _STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "rolled_bac
 
 def _client(ctx: typer.Context, server: str, api_key: str | None, api_key_file: Path | None,
             state_dir: Path | None) -> FleetClient:
-    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), state_dir))
+    return FleetClient(server, resolve_api_key(given_api_key(ctx, api_key, api_key_file), state_dir),
+                       ca_file=resolve_ca_file(server, state_dir))
 
 
 def _failed(exc: ClientError) -> NoReturn:

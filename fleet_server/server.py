@@ -7,13 +7,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from fleet_server.app import create_app
-from fleet_server.fleet import Fleet, admin_key_path
+from fleet_server.fleet import PKI_DIR, Fleet, admin_key_path
+from fleet_server.pki import CaIncomplete, CertificateAuthority
 from fleet_server.settings import ServerSettings
+from fleet_server.tls_identity import https_identity
 
 
 class ServerStartError(RuntimeError):
@@ -74,14 +77,28 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _https_files(settings: ServerSettings) -> tuple[Path, Path] | None:
+    """(cert, key) for HTTPS, or None for plain HTTP (loopback only, unless allowed: see ServerSettings).
+    The CA is loaded here, before the lifespan opens the Fleet, because uvicorn needs the files to start."""
+    if not settings.https:
+        return None
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        return https_identity(settings, CertificateAuthority.load_or_create(settings.state_dir / PKI_DIR))
+    except (CaIncomplete, OSError, ValueError) as exc:
+        raise ServerStartError(f"cannot set up HTTPS: {exc}") from exc
+
+
 def start_server_in_thread(settings: ServerSettings, *, start_mqtt: bool = True, log_level: str = "warning",
                            timeout: float = 60.0) -> ServerHandle:
     """Start and wait until the API answers and the lifespan (broker, bridge) is up; raise ServerStartError
     with the cause otherwise."""
+    tls = _https_files(settings)
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     app = create_app(settings, start_mqtt=start_mqtt)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+    ssl_options = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on", **ssl_options))
     def serve() -> None:
         try:
             server.run(sockets=[sock])
@@ -100,6 +117,7 @@ def start_server_in_thread(settings: ServerSettings, *, start_mqtt: bool = True,
         cause = getattr(app.state, "startup_error", None)
         raise ServerStartError(f"server did not start: {cause or 'timed out'}") from cause
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = settings.public_url or f"http://{shown}:{port}"
+    shown = f"[{shown}]" if ":" in shown else shown
+    url = settings.public_url or f"{'https' if tls else 'http'}://{shown}:{port}"
     return ServerHandle(url=url.rstrip("/"), settings=settings, fleet=app.state.fleet, _server=server,
                         _thread=thread)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from edgefleet import paths
 from edgefleet.mqtt import BrokerUrl
 from edgefleet.secret_options import CREDENTIALS_ENV
+from edgefleet.trust import is_loopback_host
 
 # EDGEFLEET_STATE_DIR already names the *base* state dir (edgefleet.paths); the server's own dir, a level
 # below by default, gets its own variable so the two cannot be confused.
@@ -38,11 +39,29 @@ class ServerSettings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address the HTTP API binds")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one")
+    tls: bool | None = Field(
+        None, description="serve HTTPS. Default: on when the bind address is not loopback (or a certificate is "
+                          "given), off on loopback, where plain HTTP never leaves the machine")
+    tls_cert_file: Path | None = Field(None, description="HTTPS certificate chain (PEM); default: one the fleet CA "
+                                                         "issues for tls_hosts, the bind address and loopback")
+    tls_key_file: Path | None = Field(None, description="private key of tls_cert_file (PEM)")
+    tls_hosts: list[str] = Field(
+        default_factory=list, description="extra DNS names / IP addresses the fleet-CA-issued HTTPS and broker "
+                                          "certificates name (the bind address, public URLs' hosts, 127.0.0.1, "
+                                          "localhost and this machine's host name are always in)")
+    insecure_http: bool = Field(False, description="allow plain HTTP on a non-loopback bind (development only: "
+                                                   "enrollment tokens and API keys would cross the network in clear)")
     broker: str = Field(
         "embedded",
         description="'embedded' starts a private nats-server (MQTT); or an external broker as mqtt://HOST:PORT / mqtts://HOST:PORT",
     )
     embedded_broker_host: str = Field("127.0.0.1", description="address the embedded broker binds")
+    embedded_broker_tls: bool | None = Field(
+        None, description="TLS on the embedded broker's MQTT listener (certificate from the fleet CA). Default: on "
+                          "when it binds a non-loopback address, where it is required")
+    insecure_broker: bool = Field(
+        False, description="start with an external broker that failed the start-up check (it lets anonymous "
+                           "clients in, or a device reach another's topics): development only, warned on every start")
     embedded_broker_port: int = Field(
         18830, ge=0, le=65535, description="embedded broker port (1883 is usually taken by a system Mosquitto); 0 = free"
     )
@@ -74,6 +93,10 @@ class ServerSettings(BaseSettings):
         None,
         description="the fleet's Ed25519 model-signing key; default edgefleet.paths.signing_key_path(STATE_DIR/..)",
     )
+    signing_public_key_file: Path | None = Field(
+        None, description="only the public half of the model-signing key (PEM), when packages are signed on "
+                          "another machine: the server then never reads or makes a private key. Without it, a "
+                          "lone <key>.pub.pem beside the default key path means the same")
 
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="largest request body the HTTP API accepts (bytes); larger ones get 413"
@@ -135,7 +158,30 @@ class ServerSettings(BaseSettings):
     @model_validator(mode="after")
     def _resolve(self) -> Self:
         self.state_dir = Path(self.state_dir).expanduser()
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give the HTTPS certificate and its key together (tls_cert_file and tls_key_file)")
+        if self.tls is False and self.tls_cert_file is not None:
+            raise ValueError("a TLS certificate was given with TLS turned off")
+        if not self.https and not is_loopback_host(self.host) and not self.insecure_http:
+            raise ValueError(f"the HTTP API binds {self.host}, which is not loopback, without TLS: serve HTTPS "
+                             "(the default there), or allow plain HTTP explicitly with insecure_http (development)")
+        if self.embedded_broker_tls is False and not is_loopback_host(self.embedded_broker_host):
+            raise ValueError(f"the embedded broker binds {self.embedded_broker_host}, which is not loopback, "
+                             "without TLS: devices' MQTT passwords would cross the network in clear")
         return self
+
+    @property
+    def https(self) -> bool:
+        """Whether the API serves HTTPS (see the `tls` field for the default)."""
+        if self.tls is not None:
+            return self.tls
+        return self.tls_cert_file is not None or not is_loopback_host(self.host)
+
+    @property
+    def embedded_broker_uses_tls(self) -> bool:
+        if self.embedded_broker_tls is not None:
+            return self.embedded_broker_tls
+        return not is_loopback_host(self.embedded_broker_host)
 
     @property
     def embedded(self) -> bool:

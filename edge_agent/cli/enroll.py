@@ -33,7 +33,7 @@ def given_token(ctx: typer.Context, token: str | None, token_file: Path | None) 
 
 def enroll_command(
     ctx: typer.Context,
-    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. http://127.0.0.1:8080"),
+    server: str = typer.Option(..., "--server", help="Fleet server URL, e.g. https://fleet.example:8080 (plain http only to loopback)"),
     token: str | None = typer.Option(
         None, "--token", envvar="EDGEFLEET_ENROLL_TOKEN",
         help="One-time enrollment token from `edgefleet token create`. On the command line it shows in the "
@@ -48,6 +48,10 @@ def enroll_command(
     if_needed: bool = typer.Option(False, "--if-needed", help="Do nothing when the state dir already holds an "
                                                               "identity (a service's first start enrolls, later "
                                                               "ones need no token)"),
+    ca_fingerprint: str | None = typer.Option(
+        None, "--ca-fingerprint", envvar="EDGEFLEET_CA_FINGERPRINT",
+        help="SHA-256 fingerprint of the fleet CA (printed by `edgefleet token create`): checked against the CA "
+             "the server presents before the token is sent; needed for https with the fleet's own certificate"),
 ) -> None:
     """Enroll this device with a fleet server."""
     root = resolve_state_dir(state_dir)
@@ -56,7 +60,8 @@ def enroll_command(
         return
     secret = given_token(ctx, token, token_file)
     try:
-        config = enroll(server, secret, root, name=name, source=source, force=force)
+        config = enroll(server, secret, root, name=name, source=source, force=force,
+                        ca_fingerprint=ca_fingerprint)
     except AgentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exit_code_for(exc) or EXIT_AGENT) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import platform
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from cryptography.x509.oid import NameOID
 
 from edgefleet.protocol import EnrollRequest, EnrollResponse
 from edge_agent.errors import EnrollmentError
+from edge_agent.fleet.server_trust import (check_returned_ca, check_server_url, fetch_pinned_ca, parse_fingerprint,
+                                           pinned_context, tls_hint)
 from edge_agent.fleet.state import AgentConfig, StateDir
 
 log = logging.getLogger(__name__)
@@ -80,16 +83,18 @@ def _server_message(response) -> str:
     return str(body)
 
 
-def request_enrollment(server_url: str, request: EnrollRequest, timeout: float = 15.0) -> EnrollResponse:
-    """POST the enrollment request; every failure becomes an :class:`EnrollmentError` with the server's words."""
+def request_enrollment(server_url: str, request: EnrollRequest, timeout: float = 15.0,
+                       verify: ssl.SSLContext | bool = True) -> EnrollResponse:
+    """POST the enrollment request; every failure becomes an :class:`EnrollmentError` with the server's words.
+    `verify`: how the server's certificate is checked (server_trust decides; never False here)."""
     import httpx
 
     url = server_url.rstrip("/") + ENROLL_PATH
     try:
-        response = httpx.post(url, content=request.model_dump_json(), timeout=timeout,
+        response = httpx.post(url, content=request.model_dump_json(), timeout=timeout, verify=verify,
                               headers={"content-type": "application/json"})
     except httpx.HTTPError as exc:
-        raise EnrollmentError(f"cannot reach the fleet server at {server_url}: {exc}") from None
+        raise EnrollmentError(tls_hint(server_url, exc)) from None
     if response.status_code in (401, 403):
         raise EnrollmentError(
             f"the server refused the enrollment token ({response.status_code}): {_server_message(response)}")
@@ -102,8 +107,11 @@ def request_enrollment(server_url: str, request: EnrollRequest, timeout: float =
 
 
 def enroll(server_url: str, token: str, state_dir: Path, *, name: str | None = None, source: str | None = None,
-           force: bool = False) -> AgentConfig:
-    """Enroll this device and store its identity in ``state_dir``; return the new config."""
+           force: bool = False, ca_fingerprint: str | None = None) -> AgentConfig:
+    """Enroll this device and store its identity in ``state_dir``; return the new config. With
+    ``ca_fingerprint`` the fleet CA is pinned before the token leaves the device (server_trust)."""
+    check_server_url(server_url)
+    pin = parse_fingerprint(ca_fingerprint) if ca_fingerprint else None
     state = StateDir(state_dir)
     if state.is_enrolled() and not force:
         existing = state.load_config()
@@ -115,7 +123,9 @@ def enroll(server_url: str, token: str, state_dir: Path, *, name: str | None = N
         request = EnrollRequest(token=token, csr=csr_pem.decode(), name=name, hardware=hardware_facts())
     except ValueError as exc:
         raise EnrollmentError(f"invalid enrollment request: {exc}") from None
-    response = request_enrollment(server_url, request)
+    verify = pinned_context(fetch_pinned_ca(server_url, pin)) if pin else True
+    response = request_enrollment(server_url, request, verify=verify)
+    check_returned_ca(response.ca_certificate, pin)
 
     state.ensure()
     state.write_secret(state.key_path, key_pem)

@@ -22,5 +22,5 @@ from edgefleet.protocol.messages import (  # noqa: F401
     decode_for_topic, decode_payload,
 )
 from edgefleet.protocol.enrollment import (  # noqa: F401
-    EnrollRequest, EnrollResponse,
+    CaInfo, EnrollRequest, EnrollResponse,
 )

@@ -87,3 +87,11 @@ class EnrollResponse(_Strict):
     mqtt_username: str
     mqtt_password: str
     tags: dict[str, str] = Field(default_factory=dict)
+
+
+class CaInfo(_Strict):
+    """GET /api/v1/ca: the fleet CA's certificate, public and unauthenticated, so a device can compare it
+    with the fingerprint the operator gave it before it sends its token (`agent enroll --ca-fingerprint`)."""
+
+    certificate: str = Field(description="PEM certificate of the fleet CA")
+    fingerprint_sha256: str = Field(description="SHA-256 of its DER bytes, 64 lower-case hex digits")

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from edgefleet.trust import is_wildcard_host
 from fleet_server.nats.binary import find_binary
 from fleet_server.nats.config import DEFAULT_MQTT_PORT, NatsConfig, NatsLimits, write_config
 from fleet_server.nats.errors import NatsError
@@ -33,9 +34,11 @@ class NatsBroker:
     def __init__(self, state_dir: Path, host: str = "127.0.0.1", mqtt_port: int = DEFAULT_MQTT_PORT, *,
                  server_password: str, client_port: int = 0, limits: NatsLimits | None = None,
                  binary: Path | None = None, server_name: str = "edgefleet", start_timeout: float = 30.0,
-                 reload_timeout: float = 60.0, max_restarts: int = 5) -> None:
+                 reload_timeout: float = 60.0, max_restarts: int = 5,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        cert, key = tls if tls is not None else (None, None)
         self._cfg = NatsConfig(Path(state_dir).resolve(), host, mqtt_port, client_port, server_name,
-                               limits or NatsLimits())
+                               limits or NatsLimits(), tls_cert=cert, tls_key=key)
         self._server_hash = bcrypt_hash(server_password)
         self._binary_arg = binary
         self._binary: Path | None = None
@@ -70,7 +73,11 @@ class NatsBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self._cfg.host}:{self.mqtt_port}"
+        """Where a client on this machine reaches it: `mqtts://` with TLS, loopback when bound to all
+        interfaces (the TLS certificate names 127.0.0.1)."""
+        host = "127.0.0.1" if is_wildcard_host(self._cfg.host) else self._cfg.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{'mqtts' if self._cfg.tls else 'mqtt'}://{host}:{self.mqtt_port}"
 
     @property
     def client_port(self) -> int | None:

@@ -1,9 +1,9 @@
 """Render nats-server's configuration for the fleet's private MQTT broker.
 
 One file, `nats.conf`, with everything but the users; the users live in `users.conf`, included inside
-the `authorization` block, so adding a device rewrites only that file. Both listeners bind the given host
-(127.0.0.1 by default): the NATS client port exists only because nats-server always opens one, and
-nothing of ours uses it. JetStream is required by NATS's MQTT listener (sessions, QoS 1 and retained
+the `authorization` block, so adding a device rewrites only that file. The MQTT listener binds the given host
+(127.0.0.1 by default; any other address only with TLS); the NATS client port exists only because nats-server
+always opens one, nothing of ours uses it, and it stays on loopback. JetStream is required by NATS's MQTT listener (sessions, QoS 1 and retained
 messages live in JetStream streams), so its store is under the state directory and survives restarts.
 """
 
@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefleet.files import atomic_write
+from edgefleet.trust import is_loopback_host
 
 DEFAULT_MQTT_PORT = 18830
+CLIENT_HOST = "127.0.0.1"  # the NATS client port nothing of ours uses: never on the network
 _BAD_CHARS = re.compile(r'["\\\n\r]')
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -51,6 +53,8 @@ class NatsConfig:
     client_port: int = 0
     server_name: str = "edgefleet"
     limits: NatsLimits = field(default_factory=NatsLimits)
+    tls_cert: Path | None = None  # with tls_key: the MQTT listener speaks TLS only
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         for port in (self.mqtt_port, self.client_port):
@@ -58,6 +62,15 @@ class NatsConfig:
                 raise ValueError(f"port {port} out of range 0..65535")
         if not _SERVER_NAME.match(self.server_name):
             raise ValueError(f"server name {self.server_name!r}: use 1-64 of A-Z a-z 0-9 _ -")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("the broker's TLS certificate and key go together")
+        if self.tls_cert is None and not is_loopback_host(self.host):
+            raise ValueError(f"the embedded broker may bind {self.host}, which is not loopback, only with TLS: "
+                             "device passwords would otherwise cross the network in clear")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def config_path(self) -> Path:
@@ -93,13 +106,22 @@ def _port(port: int) -> int:
     return -1 if port == 0 else port
 
 
+def _tls_block(cfg: NatsConfig) -> list[str]:
+    """TLS for the MQTT listener: server certificate only. Devices log in with their password over it, so it
+    asks for no client certificate (`verify` off); TLS 1.2 at least, which is also what paho is capped at."""
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return []
+    return ["  tls {", f"    cert_file: {quote(str(cfg.tls_cert.resolve()))}",
+            f"    key_file: {quote(str(cfg.tls_key.resolve()))}", '    min_version: "1.2"', "  }"]
+
+
 def render_config(cfg: NatsConfig) -> str:
     """The text of nats.conf for `cfg`."""
     lim = cfg.limits
     state = cfg.state_dir.resolve()
     lines = [
         f"server_name: {quote(cfg.server_name)}",
-        f"host: {quote(cfg.host)}",
+        f"host: {quote(CLIENT_HOST)}",
         f"port: {_port(cfg.client_port)}",
         f"pid_file: {quote(str(state / cfg.pid_path.name))}",
         f"log_file: {quote(str(state / cfg.log_path.name))}",
@@ -113,6 +135,7 @@ def render_config(cfg: NatsConfig) -> str:
         f"  listen: {quote(f'{cfg.host}:{_port(cfg.mqtt_port)}')}",
         f"  ack_wait: {quote(f'{lim.ack_wait_s:g}s')}",
         f"  max_ack_pending: {lim.max_ack_pending}",
+        *_tls_block(cfg),
         "}",
         "authorization {",
         f"  timeout: {lim.auth_timeout_s:g}",

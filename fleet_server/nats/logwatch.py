@@ -12,7 +12,7 @@ from pathlib import Path
 from fleet_server.nats.errors import NatsError
 
 READY = re.compile(r"\[INF\] Server is ready")
-MQTT_LISTEN = re.compile(r"Listening for MQTT clients on mqtt://(?P<host>[^\s]+):(?P<port>\d+)")
+MQTT_LISTEN = re.compile(r"Listening for MQTT clients on (?:mqtt|tls)://(?P<host>[^\s]+):(?P<port>\d+)")
 CLIENT_LISTEN = re.compile(r"Listening for client connections on (?P<host>[^\s]+):(?P<port>\d+)")
 RELOADED = re.compile(r"\[INF\] Reloaded server configuration")
 RELOAD_FAILED = re.compile(r"\[(?:ERR|FTL)\] Failed to reload server configuration: (?P<why>.*)")

@@ -53,6 +53,8 @@ class ServerProcess:
                 "--broker", self.broker]
         if self.broker == "embedded":
             args += ["--broker-port", "0"]
+        else:  # the machine's Mosquitto lets anonymous clients in: fine for a test, refused by default
+            args += ["--insecure-broker"]
         self.log = (self.root / "server.log").open("w")
         self.proc = subprocess.Popen([*EDGEFLEET, *args], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(self._healthy, 60, "the server to answer /healthz")

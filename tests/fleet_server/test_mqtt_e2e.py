@@ -27,7 +27,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHan
         broker = f"mqtt://127.0.0.1:{request.getfixturevalue('mosquitto_port')}"
     # not shared: other servers on the shared Mosquitto would otherwise take part of our telemetry
     settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=broker, embedded_broker_port=0,
-                              shared_telemetry=False)
+                              shared_telemetry=False, insecure_broker=True)  # the shared Mosquitto is anonymous
     with start_server_in_thread(settings) as handle:
         assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect and subscribe"
         yield handle
@@ -197,7 +197,7 @@ def test_a_twin_changed_while_the_broker_is_down_is_published_when_it_is_back(
         tmp_path: Path, private_mosquitto: Callable[..., services.Mosquitto]) -> None:
     mosq = private_mosquitto()  # no persistence
     url = f"mqtt://127.0.0.1:{mosq.port}"
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=url)
+    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=url, insecure_broker=True)
     with start_server_in_thread(settings) as handle:
         fleet = Fleet(handle)
         wait_for(handle.fleet.broker_connected, what="bridge to connect")

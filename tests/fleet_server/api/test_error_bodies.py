@@ -42,6 +42,7 @@ EXPECTED_ERRORS: dict[tuple[str, str], set[int]] = {
     ("get", f"{V1}/audit"): AUTH | {422},
     ("get", "/healthz"): {413, 503},
     ("get", "/metrics"): {413},
+    ("get", "/api/v1/ca"): {413},
 }
 
 

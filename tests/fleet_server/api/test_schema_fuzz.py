@@ -34,7 +34,7 @@ AUTH_HEADERS = ("authorization", "x-api-key")
 # model's sha256 is 64 hex digits, a twin is re-validated after merging, a token must exist), so a
 # schema-valid request can rightly get 422/404; the checks that remain still require that answer documented.
 CONFIG = {"checks": {"positive_data_acceptance": {"enabled": False}}}
-UNAUTHENTICATED = {"GET /healthz", "GET /metrics", "POST /api/v1/enroll"}
+UNAUTHENTICATED = {"GET /healthz", "GET /metrics", "GET /api/v1/ca", "POST /api/v1/enroll"}  # /ca: public by design
 
 
 @dataclass

@@ -65,3 +65,21 @@ def test_config_file_is_private(tmp_path: Path) -> None:
     path = write_config(NatsConfig(tmp_path / "state"))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert sorted(p.name for p in path.parent.iterdir()) == ["nats.conf", "store"]
+
+
+def test_off_loopback_the_mqtt_listener_needs_tls_and_the_client_port_stays_on_loopback(
+        nats_binary: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not loopback, only with TLS"):
+        NatsConfig(tmp_path, host="0.0.0.0")
+    from fleet_server.pki import CertificateAuthority
+    from fleet_server.tls_identity import issue_tls_identity
+
+    cert, key = issue_tls_identity(CertificateAuthority.load_or_create(tmp_path / "pki"), "broker-tls", ["127.0.0.1"])
+    cfg = NatsConfig(tmp_path / "state", host="0.0.0.0", mqtt_port=0, tls_cert=cert, tls_key=key)
+    text = render_config(cfg)
+    assert 'listen: "0.0.0.0:-1"' in text and 'host: "127.0.0.1"' in text  # NATS's own port: never exposed
+    assert f'cert_file: "{cert.resolve()}"' in text and 'min_version: "1.2"' in text
+    write_config(cfg)
+    write_users_file(cfg.users_path, bcrypt_hash("server"), [])
+    result = nats_accepts(nats_binary, cfg.config_path)
+    assert result.returncode == 0, result.stderr + result.stdout
