@@ -158,7 +158,8 @@ def demo_command(
             agent_dir = run_dir / f"agent-{i}"
             config = enroll(server.url, token.json()["token"], agent_dir, name=f"demo-cam-{i}", source="synthetic")
             config = config.model_copy(update={"telemetry_interval_s": 2.0})
-            agents.append(Agent(config, agent_dir, source="synthetic").start())
+            # log to the state dir, as `agent run` does, so `get_logs` from the dashboard has something to show
+            agents.append(Agent(config, agent_dir, source="synthetic", log_to_file=True).start())
             console.print(f"enrolled {config.device_id} ({config.name}) -> {config.broker_url}")
         ids = [a.config.device_id for a in agents]
         online = _wait(lambda: all(api.get(f"/devices/{d}").json()["online"] for d in ids), 30)

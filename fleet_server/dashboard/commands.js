@@ -10,6 +10,7 @@ export const COMMANDS = [
   ["get_logs", "Get logs", { lines: 50 }],
   ["get_config", "Get config", {}],
   ["restart_pipeline", "Restart pipeline", {}],
+  ["restart_agent", "Restart agent", {}],
 ];
 const COMMANDS_PATH = "/api/v1/devices/{device_id}/commands";
 let hasCommands = null; // the server's schema says whether the commands route exists; asked once

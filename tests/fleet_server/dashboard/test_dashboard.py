@@ -109,7 +109,6 @@ def test_a_viewer_sees_command_buttons_disabled_with_the_reason(browser: WebDriv
     browser.save_screenshot(str(tmp_path / "viewer.png"))
 
 
-@pytest.mark.xfail(strict=False, reason="needs the commands API (POST /api/v1/devices/{id}/commands)")
 def test_an_operator_takes_a_snapshot_and_a_viewer_is_refused_by_the_api(browser: WebDriver, fleet: Fleet,
                                                                        tmp_path: Path) -> None:
     device = fleet.device_id(0)
@@ -141,7 +140,6 @@ def test_a_device_going_offline_shows_offline_live(browser: WebDriver, fleet: Fl
     browser.save_screenshot(str(tmp_path / "offline.png"))
 
 
-@pytest.mark.xfail(strict=False, reason="needs the alerts API (GET /api/v1/alerts and an offline rule)")
 def test_the_offline_device_raises_an_alert_shown_live(browser: WebDriver, fleet: Fleet, tmp_path: Path) -> None:
     gone = fleet.device_id(1)  # stopped by the test before
     assert httpx.get(f"{fleet.api}/alerts", headers=fleet.headers("viewer")).status_code == 200, "no alerts API"
