@@ -1,4 +1,5 @@
-"""A daemon thread calling one function every few seconds: the telemetry job and the alert evaluator run in it.
+"""A daemon thread calling one function every few seconds: the rollout scheduler, the telemetry job and the alert
+evaluator run in it.
 
 The function takes no arguments (it reads "now" itself); what it raises is logged and the next tick tries again,
 so a database that is briefly away never ends the loop.

@@ -8,12 +8,12 @@ It keeps nothing between ticks, so a server that restarts mid-rollout continues 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
 from fleet_server.db import Database
 from fleet_server.events import EventHub
+from fleet_server.periodic import PeriodicThread
 from fleet_server.services import rollouts
 from fleet_server.services.rollout_steps import step, utcnow
 
@@ -30,9 +30,7 @@ class RolloutScheduler:
         self._db = db
         self._publish = publish
         self._events = events or EventHub()
-        self._tick_s = tick_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread("rollout-scheduler", tick_s, self.tick)
 
     def tick(self, now: datetime | None = None) -> int:
         """One step of every running or paused rollout; returns how many desired twins changed. A rollout
@@ -56,19 +54,9 @@ class RolloutScheduler:
             changed += len(devices)
         return changed
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - the database may be briefly away; the next tick retries
-                log.exception("rollout scheduler tick failed")
-
     def start(self) -> "RolloutScheduler":
-        self._thread = threading.Thread(target=self._run, name="rollout-scheduler", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._thread.stop()

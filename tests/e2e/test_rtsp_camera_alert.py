@@ -14,17 +14,9 @@ from edge_agent.fleet.agent import Agent
 from edge_agent.fleet.enroll import enroll
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
-from tests.cameras.rtsp_camera import RtspCamera, require_gstreamer_rtsp
+from tests.cameras.rtsp_camera import RtspCamera, camera  # noqa: F401 - the fixture
 from tests.fleet_server.model_packages import Packer
 from tests.waiting import wait_for
-
-
-@pytest.fixture()
-def camera(tmp_path: Path) -> Iterator[RtspCamera]:
-    require_gstreamer_rtsp()
-    cam = RtspCamera(tmp_path).start()
-    yield cam
-    cam.stop()
 
 
 @pytest.fixture()

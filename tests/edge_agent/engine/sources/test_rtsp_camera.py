@@ -8,29 +8,18 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from edge_agent.engine.capture import CaptureThread
 from edge_agent.engine.capture_state import ReconnectPolicy
 from edge_agent.engine.sources import open_source
-from tests.cameras.rtsp_camera import RtspCamera, require_gstreamer_rtsp
+from tests.cameras.rtsp_camera import RtspCamera, camera  # noqa: F401 - the fixture
 from tests.edge_agent.engine.inference_fixtures import color_package, signed_package  # noqa: F401
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[4]
 # What FFmpeg and OpenCV print on their own when a stream breaks; none of it may reach the agent's output.
 NATIVE_NOISE = ("[h264 @", "[tcp @", "[rtsp @", "[ WARN:", "[ERROR:")
-
-
-@pytest.fixture()
-def camera(tmp_path: Path) -> Iterator[RtspCamera]:
-    require_gstreamer_rtsp()
-    cam = RtspCamera(tmp_path).start()
-    yield cam
-    cam.stop()
 
 
 def test_the_stream_opens_with_the_cameras_size_and_rate_and_reconnects_after_an_outage(camera: RtspCamera) -> None:
