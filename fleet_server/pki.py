@@ -157,8 +157,9 @@ class CertificateAuthority:
         """(cert PEM, key PEM) of a new TLS server identity for `hosts` (IP addresses or DNS names), such as
         the broker's: clients check the broker's name against these, so list every name devices use."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._leaf(key.public_key(), common_name, days, server=True, sans=_sans(hosts))
+        cert = self.issue_server_cert(key, common_name, [host_name(h) for h in hosts], days)
         return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
     def issue_server_cert(self, key: ec.EllipticCurvePrivateKey, common_name: str, sans: list[x509.GeneralName],
                           days: int = SERVER_DAYS) -> x509.Certificate:
         """A server-auth (and client-auth) certificate over `key` naming `sans`: HTTPS and the broker's TLS
@@ -182,16 +183,14 @@ class CertificateAuthority:
         return self.crl_path
 
 
-def _sans(hosts: list[str]) -> list[x509.GeneralName]:
+def host_name(host: str) -> x509.GeneralName:
+    """A subject alternative name for a host: an IP address (brackets of an IPv6 literal dropped) or a DNS name."""
     import ipaddress
 
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    return sans
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)

@@ -9,7 +9,6 @@ needed. A certificate given in the settings replaces the HTTPS one (e.g. from a 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from edgefleet.files import atomic_write
 from edgefleet.mqtt import BrokerUrl
 from edgefleet.trust import is_wildcard_host
-from fleet_server.pki import CertificateAuthority, write_private
+from fleet_server.pki import CertificateAuthority, host_name, write_private
 from fleet_server.settings import ServerSettings
 
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -43,13 +42,6 @@ def certificate_hosts(settings: ServerSettings) -> list[str]:
     return sorted(h for h in hosts if h)
 
 
-def _san(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return x509.DNSName(host)
-
-
 def _names(cert: x509.Certificate) -> set[str]:
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -67,7 +59,7 @@ def _reusable(cert_path: Path, key_path: Path, ca: CertificateAuthority, hosts: 
     except (ValueError, TypeError, InvalidSignature):
         return False
     fresh = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) > RENEW_BEFORE
-    return fresh and _names(cert) == {str(_san(h).value) for h in hosts}
+    return fresh and _names(cert) == {str(host_name(h).value) for h in hosts}
 
 
 def issue_tls_identity(ca: CertificateAuthority, name: str, hosts: list[str]) -> tuple[Path, Path]:
@@ -76,7 +68,7 @@ def issue_tls_identity(ca: CertificateAuthority, name: str, hosts: list[str]) ->
     if _reusable(cert_path, key_path, ca, hosts):
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = ca.issue_server_cert(key, name, [_san(h) for h in hosts])
+    cert = ca.issue_server_cert(key, name, [host_name(h) for h in hosts])
     write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()))
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
