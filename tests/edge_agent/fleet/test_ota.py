@@ -130,6 +130,8 @@ def test_a_desired_model_is_downloaded_verified_and_installed(setup: Setup) -> N
     assert cached.read_bytes() == setup.catalog.path(ref.sha256).read_bytes()
     assert sorted(x.name for x in device.state.packages_dir.iterdir()) == [cached.name]  # no partial, no sidecar
     assert sorted(setup.recorder.requested(device.config.device_id)) == offsets(ref.size)  # each block once
+    runs = [c[2] for c in setup.recorder.of(device.config.device_id) if c[0] == "ota_get"]
+    assert len(runs) < len(offsets(ref.size)) and max(r.count for r in runs) > 1  # asked for in runs of blocks
 
 
 @pytest.mark.parametrize("interruption", ["broker_restart", "agent_killed"])
