@@ -91,9 +91,13 @@ sha256=$(json sha256 <<<"$published")
 say "published $model (sha256 $sha256, new: $(json created <<<"$published"))"
 
 # 4. A staged rollout: a canary wave first; each wave starts only when the previous one is healthy.
+gates=()  # the health gates each device must pass on the new model; unset: the server's defaults
+if [[ -n ${ROLLOUT_MIN_FPS:-} ]]; then gates+=(--min-fps "$ROLLOUT_MIN_FPS"); fi
+if [[ -n ${ROLLOUT_MAX_P95_MS:-} ]]; then gates+=(--max-p95-ms "$ROLLOUT_MAX_P95_MS"); fi
+if [[ -n ${ROLLOUT_MAX_ERROR_RATE:-} ]]; then gates+=(--max-error-rate "$ROLLOUT_MAX_ERROR_RATE"); fi
 rollout=$("${EDGEFLEET[@]}" rollout create --model "$model" --target "${ROLLOUT_TARGET:-all}" \
     --canary "${ROLLOUT_CANARY:-10%}" --waves "${ROLLOUT_WAVES:-3}" --max-failures "${ROLLOUT_MAX_FAILURES:-0%}" \
-    --wave-timeout "${ROLLOUT_WAVE_TIMEOUT:-1800}" --json)
+    --wave-timeout "${ROLLOUT_WAVE_TIMEOUT:-1800}" "${gates[@]}" --json)
 rollout_id=$(json id <<<"$rollout")
 say "rollout $rollout_id started: $model -> ${ROLLOUT_TARGET:-all}"
 
