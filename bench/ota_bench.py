@@ -230,8 +230,8 @@ def render(r: dict) -> str:
     return f"""# OTA delivery benchmark (bench/ota_bench.py)
 
 One {r['package_mb']:g} MB package to {r['devices']} simulated devices in one process over Mosquitto
-(127.0.0.1), {r['block_bytes'] // 1024} KiB blocks, {r['window']} blocks in flight per device,
-{r['server_workers']} server threads; the plain transfer pushes the same blocks at QoS 1 from as many threads.
+(127.0.0.1), {r['block_bytes'] // 1024} KiB blocks, {r['window']} blocks in flight per device (asked for in
+runs of {r['window'] // 2} consecutive blocks per request), {r['server_workers']} server threads; the plain transfer pushes the same blocks at QoS 1 from as many threads.
 Machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}. {len(r['runs'])} repeats, each the plain
 transfer then the OTA one; the row below is the repeat with the median ratio.
 
