@@ -5,8 +5,9 @@ once half the window is free), and the server answers each block on ``ota/data/{
 ``save_every_blocks`` blocks or ``save_every_s`` seconds, and when blocks stop coming) flushes it and records the
 blocks in the sidecar (edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in
 flight and a ``kill -9`` at most the blocks since the last checkpoint. A block that does not come within
-``timeout_s`` is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download
-fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
+``timeout_s`` of its request, with no block at all for ``timeout_s`` (a slow link that still delivers a window's
+blocks one by one has lost nothing), is asked for again after a backoff delay, at most ``retry.max_attempts``
+times; then the download fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
 ``refused``); a wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks
 arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
 verify the signature; nothing unverified activates).
@@ -298,8 +299,9 @@ class OtaDownloader:
                 self._ask(index)
         if not ready:
             return  # no timeouts while offline: a dead link is not a missing block
+        flowing = now - self._last_block_at < self.timeout_s  # blocks still arriving: the rest are queued, not lost
         for index, deadline in list(self._waiting.items()):
-            if deadline is not None and deadline <= now:
+            if deadline is not None and deadline <= now and not flowing:
                 del self._waiting[index]
                 self._again(index, now)
                 if self._part is None:

@@ -219,3 +219,24 @@ def test_a_block_of_the_wrong_size_or_offset_is_refused_and_asked_again(setup: S
     original(dev, sha, 1, b"x" * BLOCK, timeout=10)  # an offset never asked for
     wait_for(lambda: device.ota.refused["unexpected"] == 1, what="the unexpected block refused")
     assert device.slots.active().package_sha256 == sha
+
+
+def test_a_lost_block_is_asked_again_once_blocks_stop_coming_and_no_other_is(setup: Setup) -> None:
+    ref = setup.catalog.add(setup.packages.make("1.0"))
+    device = setup.device()
+    original = setup.gate.bridge.publish_ota_block
+    dropped: list[int] = []
+
+    def second_block_lost(device_id: str, sha256: str, offset: int, data: bytes, **kw: object) -> object:
+        if offset == BLOCK and not dropped:
+            dropped.append(offset)
+            return None  # never sent: as if the request or the block were lost on the way
+        return original(device_id, sha256, offset, data, **kw)
+
+    setup.gate.bridge.publish_ota_block = second_block_lost  # type: ignore[method-assign]
+    setup.desire(device, ref)
+    setup.reported_ota(device, "installed")
+    requested = setup.recorder.requested(device.config.device_id)
+    assert dropped == [BLOCK] and requested.count(BLOCK) == 2
+    assert sorted(set(requested)) == offsets(ref.size) and len(requested) == len(offsets(ref.size)) + 1
+    assert device.ota.refused == {}  # nothing arrived twice
