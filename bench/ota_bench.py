@@ -118,8 +118,8 @@ def run_ota(devices: list[str], port: int, package: Path, ref: p.ModelRef, root:
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         failed = [dl.failed for dl in downloaders if dl.failed]
         ok = sum(dl.finished.is_set() for dl in downloaders)
-        return {"seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2), "completed": ok, "failed": failed[:3], "requests":
-                sum(dl.ota.requests for dl in downloaders), "refused_by_server": dict(server.refused),
+        return {"seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2), "completed": ok, "failed": failed[:3],
+                "requests": sum(dl.ota.requests for dl in downloaders), "refused_by_server": dict(server.refused),
                 "refused_by_devices": sum(sum(dl.ota.refused.values()) for dl in downloaders)}
     finally:
         for dl in downloaders:
@@ -232,19 +232,22 @@ def render(r: dict) -> str:
 
 One {r['package_mb']:g} MB package to {r['devices']} simulated devices in one process over Mosquitto
 (127.0.0.1), {r['block_bytes'] // 1024} KiB blocks, {r['window']} blocks in flight per device (asked for in
-runs of {r['window'] // 2} consecutive blocks per request), {r['server_workers']} server threads; the plain transfer pushes the same blocks at QoS 1 from as many threads.
+runs of {r['window'] // 2} consecutive blocks per request), {r['server_workers']} server threads; the plain
+transfer pushes the same blocks at QoS 1 from as many threads.
 Machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}. {len(r['runs'])} repeats, each the plain
 transfer then the OTA one; the row below is the repeat with the median ratio.
 
 | transfer | time | throughput | CPU (all threads) |
 |---|---|---|---|
 | plain paho publish/subscribe | {r['plain']['seconds']} s | {r['plain_mb_s']} MB/s | {r['plain']['cpu_seconds']} s |
-| OTA (requests, checkpointed sidecar, sha256 check) | {r['ota']['seconds']} s | {r['ota_mb_s']} MB/s | {r['ota']['cpu_seconds']} s |
+| OTA (requests, checkpointed sidecar, sha256 check) | {r['ota']['seconds']} s | {r['ota_mb_s']} MB/s | \
+{r['ota']['cpu_seconds']} s |
 
 OTA / plain = **{r['ratio']}x** (target <= {r['target_ratio']}x: {'met' if r['met'] else 'NOT met'}); every
 repeat: {', '.join(f"{run['ratio']}x ({run['ota']['seconds']} s / {run['plain']['seconds']} s)" for run in r['runs'])}.
 Load average before and after: {r['load_before']} / {r['load_after']} (a shared machine: the ratio of each pair is
-what counts, and CPU seconds vary less with load than wall time). Completed {r['ota']['completed']} of {r['devices']}; {r['ota']['requests']} block requests; refused by the
+what counts, and CPU seconds vary less with load than wall time). Completed {r['ota']['completed']} of
+{r['devices']}; {r['ota']['requests']} block requests; refused by the
 server: {r['ota']['refused_by_server'] or 'none'}; by devices: {r['ota']['refused_by_devices']}.
 """
 

@@ -1,15 +1,16 @@
 """Model delivery, the agent's end: fetches a package the desired twin names, block by block over MQTT.
 
-The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``, asked in runs of consecutive blocks
-once half the window is free), and the server answers each block on ``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file; a checkpoint (every
-``save_every_blocks`` blocks or ``save_every_s`` seconds, and when blocks stop coming) flushes it and records the
-blocks in the sidecar (edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in
-flight and a ``kill -9`` at most the blocks since the last checkpoint. A block that does not come within
-``timeout_s`` of its request, with no block at all for ``timeout_s`` (a slow link that still delivers a window's
-blocks one by one has lost nothing), is asked for again after a backoff delay, at most ``retry.max_attempts``
-times; then the download fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
-``refused``); a wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks
-arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
+The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``, asked in runs of consecutive
+blocks once half the window is free), and the server answers each block on ``ota/data/{sha256}/{offset}``. Each
+block is written at its offset into the partial file; a checkpoint (every ``save_every_blocks`` blocks or
+``save_every_s`` seconds, and when blocks stop coming) flushes it and records the blocks in the sidecar
+(edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in flight and a ``kill -9``
+at most the blocks since the last checkpoint. A block that does not come within ``timeout_s`` of its request, with
+no block at all for ``timeout_s`` (a slow link that still delivers a window's blocks one by one has lost nothing),
+is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download fails with that
+reason. A block of the wrong size, or for an offset not asked for, is refused (counted in ``refused``); a
+wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks arrive) are
+checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
 verify the signature; nothing unverified activates).
 
 Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and idle
