@@ -110,16 +110,16 @@ def run_ota(devices: list[str], port: int, package: Path, ref: p.ModelRef, root:
             dl.link.start()
         for dl in downloaders:
             assert dl.link.subscribed.wait(30), "a device did not subscribe"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for dl in downloaders:
             dl.ota.start().want(ref, 1)
         for _ in downloaders:
             done.acquire(timeout=600)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         failed = [dl.failed for dl in downloaders if dl.failed]
         ok = sum(dl.finished.is_set() for dl in downloaders)
-        return {"seconds": round(elapsed, 2), "completed": ok, "failed": failed[:3], "requests":
-                sum(dl.ota.requests for dl in downloaders), "refused_by_server": dict(server.refused),
+        return {"seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2), "completed": ok, "failed": failed[:3],
+                "requests": sum(dl.ota.requests for dl in downloaders), "refused_by_server": dict(server.refused),
                 "refused_by_devices": sum(sum(dl.ota.refused.values()) for dl in downloaders)}
     finally:
         for dl in downloaders:
@@ -164,12 +164,12 @@ def run_plain(devices: list[str], port: int, package: Path, root: Path) -> dict:
             data = fh.read(BLOCK)
         sender.publish(f"{TAG}/plain/{d}/{offset}", data, qos=1).wait_for_publish(60)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(send, [(d, i * BLOCK) for i in range(blocks) for d in devices]))
         for _ in devices:
             done.acquire(timeout=600)
-        return {"seconds": round(time.perf_counter() - start, 2)}
+        return {"seconds": round(time.perf_counter() - start, 2), "cpu_seconds": round(time.process_time() - cpu, 2)}
     finally:
         sender.disconnect()
         sender.loop_stop()
@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     runs = []
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="ota-bench-") as tmp:
         root = Path(tmp)
         package = root / "package.efpkg"
@@ -207,7 +208,7 @@ def main() -> None:
     result = {"devices": args.devices, "package_mb": args.size_mb, "block_bytes": BLOCK, "window": DEFAULT_WINDOW,
               "server_workers": WORKERS, "plain": plain, "ota": ota, "ratio": ratio, "target_ratio": 1.5,
               "met": ratio <= 1.5 and all(run["ota"]["completed"] == args.devices for run in runs),
-              "runs": runs,
+              "runs": runs, "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
               "plain_mb_s": round(total_mb / plain["seconds"], 1), "ota_mb_s": round(total_mb / ota["seconds"], 1),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -230,19 +231,23 @@ def render(r: dict) -> str:
     return f"""# OTA delivery benchmark (bench/ota_bench.py)
 
 One {r['package_mb']:g} MB package to {r['devices']} simulated devices in one process over Mosquitto
-(127.0.0.1), {r['block_bytes'] // 1024} KiB blocks, {r['window']} blocks in flight per device,
-{r['server_workers']} server threads; the plain transfer pushes the same blocks at QoS 1 from as many threads.
+(127.0.0.1), {r['block_bytes'] // 1024} KiB blocks, {r['window']} blocks in flight per device (asked for in
+runs of {r['window'] // 2} consecutive blocks per request), {r['server_workers']} server threads; the plain
+transfer pushes the same blocks at QoS 1 from as many threads.
 Machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}. {len(r['runs'])} repeats, each the plain
 transfer then the OTA one; the row below is the repeat with the median ratio.
 
-| transfer | time | throughput |
-|---|---|---|
-| plain paho publish/subscribe | {r['plain']['seconds']} s | {r['plain_mb_s']} MB/s |
-| OTA (requests, checkpointed sidecar, sha256 check) | {r['ota']['seconds']} s | {r['ota_mb_s']} MB/s |
+| transfer | time | throughput | CPU (all threads) |
+|---|---|---|---|
+| plain paho publish/subscribe | {r['plain']['seconds']} s | {r['plain_mb_s']} MB/s | {r['plain']['cpu_seconds']} s |
+| OTA (requests, checkpointed sidecar, sha256 check) | {r['ota']['seconds']} s | {r['ota_mb_s']} MB/s | \
+{r['ota']['cpu_seconds']} s |
 
 OTA / plain = **{r['ratio']}x** (target <= {r['target_ratio']}x: {'met' if r['met'] else 'NOT met'}); every
 repeat: {', '.join(f"{run['ratio']}x ({run['ota']['seconds']} s / {run['plain']['seconds']} s)" for run in r['runs'])}.
-Completed {r['ota']['completed']} of {r['devices']}; {r['ota']['requests']} block requests; refused by the
+Load average before and after: {r['load_before']} / {r['load_after']} (a shared machine: the ratio of each pair is
+what counts, and CPU seconds vary less with load than wall time). Completed {r['ota']['completed']} of
+{r['devices']}; {r['ota']['requests']} block requests; refused by the
 server: {r['ota']['refused_by_server'] or 'none'}; by devices: {r['ota']['refused_by_devices']}.
 """
 

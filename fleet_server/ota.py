@@ -7,8 +7,10 @@ answer reads just its block from the package file.
 
 The bridge calls :meth:`OtaServer.handle` on paho's network thread, which must stay free (it is the thread that
 reads the PUBACKs a publish waits for), so the handler only counts and queues; a small pool reads and publishes.
-Each device may have at most ``max_in_flight`` requests queued or being answered: a device that asks for the
-whole package at once gets the rest refused (``busy``) and asks again later, instead of filling the queue.
+A request may ask for a run of consecutive blocks (``count``); each block is answered on its own. Each device may
+have at most ``max_in_flight`` blocks queued or being answered: a device that asks for the whole package at once
+gets the rest refused (``busy``) and asks again later, instead of filling the queue. The limit is twice the
+agent's window, since a block is still counted here for a moment after the device has it and asks again.
 
 Per block, the costly parts are looked up once, not each time: the assignment check (a database read in the
 fleet) is remembered for ``assigned_ttl_s`` once it said yes (a refusal is asked again every time, so a fresh
@@ -49,7 +51,7 @@ class OtaServer:
     """Answers block requests from a small thread pool; see the module docstring for the rules."""
 
     def __init__(self, resolve: Resolve, assigned: Assigned, publish: PublishBlock, *, workers: int = 8,
-                 max_in_flight: int = 8, max_block: int = MAX_OTA_BLOCK, assigned_ttl_s: float = 2.0,
+                 max_in_flight: int = 16, max_block: int = MAX_OTA_BLOCK, assigned_ttl_s: float = 2.0,
                  idle_close_s: float = 30.0) -> None:
         if not 0 < max_block <= MAX_OTA_BLOCK:
             raise ValueError(f"max_block must be in 1..{MAX_OTA_BLOCK}, got {max_block}")
@@ -68,7 +70,8 @@ class OtaServer:
         self._files: dict[Path, tuple[int, float]] = {}  # open package -> (fd, last used)
 
     def handle(self, device_id: str, request: OtaGet) -> bool:
-        """Queue an answer to ``request`` (on the caller's thread: counting only). False when refused now."""
+        """Queue an answer to each block of ``request`` (on the caller's thread: counting only). False when
+        refused now. Every block counts against ``max_in_flight``: a run that does not fit is refused whole."""
         if request.length > self.max_block:
             self._refuse("length_too_large", device_id, request, f"asks {request.length} bytes, at most "
                          f"{self.max_block}")
@@ -76,19 +79,20 @@ class OtaServer:
         with self._lock:
             if self._closed:
                 return False
-            if self._in_flight[device_id] >= self.max_in_flight:
-                busy = True
-            else:
-                busy = False
-                self._in_flight[device_id] += 1
+            busy = self._in_flight[device_id] + request.count > self.max_in_flight
+            if not busy:
+                self._in_flight[device_id] += request.count
         if busy:
-            self._refuse("busy", device_id, request, f"already {self.max_in_flight} requests in flight")
+            self._refuse("busy", device_id, request, f"already {self.in_flight(device_id)} blocks in flight, at "
+                         f"most {self.max_in_flight}")
             return False
-        try:
-            self._pool.submit(self._answer, device_id, request)
-        except RuntimeError:  # shut down between the check and the submit
-            self._done(device_id)
-            return False
+        for queued, offset in enumerate(request.offsets()):
+            try:
+                self._pool.submit(self._answer, device_id, request, offset)
+            except RuntimeError:  # shut down between the check and the submit
+                for _ in range(request.count - queued):
+                    self._done(device_id)
+                return False
         return True
 
     def refusals(self) -> dict[str, int]:
@@ -111,13 +115,13 @@ class OtaServer:
             self._files.clear()
 
     # ------------------------------------------------------------------------------------- pool threads
-    def _answer(self, device_id: str, request: OtaGet) -> None:
+    def _answer(self, device_id: str, request: OtaGet, offset: int) -> None:
         try:
-            data = self._read(device_id, request)
+            data = self._read(device_id, request, offset)
             if data is None:
                 return
             try:
-                self.publish(device_id, request.sha256, request.offset, data)
+                self.publish(device_id, request.sha256, offset, data)
             except Exception as exc:  # noqa: BLE001 - the broker went away; the device asks again
                 self._refuse("publish_failed", device_id, request, str(exc))
                 return
@@ -125,12 +129,12 @@ class OtaServer:
                 self.served += 1
                 self.bytes_served += len(data)
         except Exception:  # noqa: BLE001 - a resolver or reader bug must not kill a pool thread silently
-            self._log.exception("answering %s for %s failed", request, device_id, key=f"error:{device_id}")
+            self._log.exception("answering %s@%d for %s failed", request, offset, device_id, key=f"error:{device_id}")
         finally:
             self._done(device_id)
 
-    def _read(self, device_id: str, request: OtaGet) -> bytes | None:
-        """The requested block, read from the package file alone; None (counted) when it may not be served."""
+    def _read(self, device_id: str, request: OtaGet, offset: int) -> bytes | None:
+        """The block at ``offset``, read from the package file alone; None (counted) when it may not be served."""
         path = self.resolve(request.sha256)
         if path is None:
             self._refuse("unknown", device_id, request, "no package with this sha256")
@@ -143,10 +147,10 @@ class OtaServer:
         except FileNotFoundError:  # removed from the registry after resolve
             self._refuse("unknown", device_id, request, "the package file is gone")
             return None
-        if request.offset >= size:
-            self._refuse("offset_past_end", device_id, request, f"the package has {size} bytes")
+        if offset >= size:
+            self._refuse("offset_past_end", device_id, request, f"the package has {size} bytes", offset)
             return None
-        return os.pread(fd, min(request.length, size - request.offset), request.offset)
+        return os.pread(fd, min(request.length, size - offset), offset)
 
     def _is_assigned(self, device_id: str, sha256: str) -> bool:
         key, now = (device_id, sha256), time.monotonic()
@@ -182,8 +186,9 @@ class OtaServer:
             if self._in_flight[device_id] <= 0:
                 del self._in_flight[device_id]
 
-    def _refuse(self, reason: str, device_id: str, request: OtaGet, why: str) -> None:
+    def _refuse(self, reason: str, device_id: str, request: OtaGet, why: str, offset: int | None = None) -> None:
         with self._lock:
             self.refused[reason] += 1
-        self._log.warning("refused OTA block %s@%d for %s: %s: %s", request.sha256[:12], request.offset, device_id,
-                          reason, why, key=f"{reason}:{device_id}")
+        where = request.offset if offset is None else offset
+        self._log.warning("refused OTA block %s@%d (x%d) for %s: %s: %s", request.sha256[:12], where, request.count,
+                          device_id, reason, why, key=f"{reason}:{device_id}")

@@ -111,6 +111,12 @@ def create(
                                                         "below this agreement (0-1) a device does not switch")
                              ] = None,
     force: Annotated[bool, typer.Option("--force", help="roll out a package marked not deployable (admin)")] = False,
+    min_fps: Annotated[float | None, typer.Option("--min-fps", min=0, help="health gate: a device must run at "
+                                                  "least this fast on the new model")] = None,
+    max_p95_ms: Annotated[float | None, typer.Option("--max-p95-ms", min=0, help="health gate: p95 latency "
+                                                     "(default: 10x the package's benchmark)")] = None,
+    max_error_rate: Annotated[float | None, typer.Option("--max-error-rate", min=0, max=1, help="health gate: "
+                                                         "dropped / captured frames")] = None,
     json_out: JsonOpt = False, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = None,
     api_key_file: KeyFileOpt = None, state_dir: StateOpt = None,
 ) -> None:
@@ -119,6 +125,8 @@ def create(
     body: dict[str, Any] = {"model": model, "target": target, "canary_percent": parse_percent(canary),
                             "waves": waves, "max_failure_percent": parse_percent(max_failures),
                             "wave_timeout_s": wave_timeout, "rollback_on_halt": not no_rollback, "force": force}
+    gates = {"min_fps": min_fps, "max_p95_ms": max_p95_ms, "max_error_rate": max_error_rate}
+    body |= {k: v for k, v in gates.items() if v is not None}  # unset: the server's defaults
     if window is not None:
         start, sep, end = window.partition("-")
         if not (sep and start.isdigit() and end.isdigit()):

@@ -1,14 +1,16 @@
 """Model delivery, the agent's end: fetches a package the desired twin names, block by block over MQTT.
 
-The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``), and the server answers each on
-``ota/data/{sha256}/{offset}``. Each block is written at its offset into the partial file; a checkpoint (every
-``save_every_blocks`` blocks or ``save_every_s`` seconds, and when blocks stop coming) flushes it and records the
-blocks in the sidecar (edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in
-flight and a ``kill -9`` at most the blocks since the last checkpoint. A block that does not come within
-``timeout_s`` is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download
-fails with that reason. A block of the wrong size, or for an offset not asked for, is refused (counted in
-``refused``); a wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks
-arrive) are checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
+The agent asks on ``ota/get`` for blocks it lacks, a few at a time (``window``, asked in runs of consecutive
+blocks once half the window is free), and the server answers each block on ``ota/data/{sha256}/{offset}``. Each
+block is written at its offset into the partial file; a checkpoint (every ``save_every_blocks`` blocks or
+``save_every_s`` seconds, and when blocks stop coming) flushes it and records the blocks in the sidecar
+(edge_agent.fleet.ota_files), so a disconnect or a broker restart costs only the blocks in flight and a ``kill -9``
+at most the blocks since the last checkpoint. A block that does not come within ``timeout_s`` of its request, with
+no block at all for ``timeout_s`` (a slow link that still delivers a window's blocks one by one has lost nothing),
+is asked for again after a backoff delay, at most ``retry.max_attempts`` times; then the download fails with that
+reason. A block of the wrong size, or for an offset not asked for, is refused (counted in ``refused``); a
+wrong-size block is asked again. Once every block is there, size and sha256 (computed as blocks arrive) are
+checked, the file becomes the cached package and ``on_complete`` hands it to the install path (the slots
 verify the signature; nothing unverified activates).
 
 Threads: blocks arrive on the agent's inbox worker (a 256 KiB write is short); timeouts, re-requests and idle
@@ -34,7 +36,7 @@ from edge_agent.fleet.ota_files import SAVE_EVERY_BLOCKS, SAVE_EVERY_S, PartialP
 from edge_agent.fleet.ota_ticker import TICKER
 
 log = logging.getLogger(__name__)
-DEFAULT_WINDOW = 4
+DEFAULT_WINDOW = 8  # the server allows twice this many blocks in flight per device
 DEFAULT_RETRY = Backoff(initial_delay_s=0.5, max_delay_s=10.0, jitter=0.3, max_attempts=5)
 IDLE_S = 2.0  # no block for this long: checkpoint what arrived
 
@@ -58,6 +60,8 @@ class OtaDownloader:
         self._publish, self._ready = publish, ready
         self._on_progress, self._on_complete = on_progress, on_complete
         self.block_size, self.window, self.timeout_s, self.retry = block_size, window, timeout_s, retry
+        self._batch = max(1, min(window // 2, protocol.MAX_OTA_BLOCKS_PER_GET))
+        self._get_topic = protocol.ota_get_topic(device_id)
         self.progress_every_s = progress_every_s
         self.save_every_blocks, self.save_every_s = save_every_blocks, save_every_s
         self.refused: Counter[str] = Counter()  # blocks refused by reason: unexpected, wrong_size
@@ -190,26 +194,44 @@ class OtaDownloader:
         self._emit(force=True)
 
     def _fill(self) -> None:
-        """Ask for the next missing blocks until ``window`` are outstanding."""
+        """Ask for the next missing blocks, up to ``window`` outstanding, in runs of consecutive blocks (one
+        ``ota/get`` each). Once started, it waits until half the window is free, so each request asks for
+        several blocks instead of one per arriving block; the last blocks of a package are asked for at once."""
         part = self._part
-        busy = len(self._waiting) + len(self._retry_at)
+        free = self.window - len(self._waiting) - len(self._retry_at)
+        if free < 1:
+            return
+        wanted = []
         for index in part.missing():
-            if busy >= self.window:
-                break
             if index not in self._waiting and index not in self._retry_at:
-                self._ask(index)
-                busy += 1
+                wanted.append(index)
+                if len(wanted) == free:
+                    break
+        if self._waiting and len(wanted) == free < self._batch:
+            return  # more to ask for than fits now: wait for a bigger run
+        while wanted:
+            run = 1
+            while (run < len(wanted) and run < protocol.MAX_OTA_BLOCKS_PER_GET
+                   and wanted[run] == wanted[0] + run):
+                run += 1
+            self._ask(wanted[0], run)
+            wanted = wanted[run:]
 
-    def _ask(self, index: int) -> None:
+    def _ask(self, index: int, count: int = 1) -> None:
+        """Ask for ``count`` blocks from ``index`` on (the server cuts the package's last block to its size)."""
         part = self._part
         if not self._ready():
-            self._waiting[index] = None  # sent when the connection is back
+            for i in range(index, index + count):
+                self._waiting[i] = None  # sent when the connection is back
             return
         self._was_ready = True  # asked on this connection: only a later reconnect makes it worth asking again
-        request = OtaGet(sha256=part.sha256, offset=index * part.block, length=part.expected_size(index))
-        self._publish(protocol.ota_get_topic(self.device_id), request.encode())
+        length = part.block if count > 1 else part.expected_size(index)
+        request = OtaGet(sha256=part.sha256, offset=index * part.block, length=length, count=count)
+        self._publish(self._get_topic, request.encode())
         self.requests += 1
-        self._waiting[index] = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + self.timeout_s
+        for i in range(index, index + count):
+            self._waiting[i] = deadline
 
     def _again(self, index: int, now: float) -> None:
         """Count a failed attempt for ``index``; schedule it again after a backoff delay, or give up."""
@@ -291,8 +313,9 @@ class OtaDownloader:
                 self._ask(index)
         if not ready:
             return  # no timeouts while offline: a dead link is not a missing block
+        flowing = now - self._last_block_at < self.timeout_s  # blocks still arriving: the rest are queued, not lost
         for index, deadline in list(self._waiting.items()):
-            if deadline is not None and deadline <= now:
+            if deadline is not None and deadline <= now and not flowing:
                 del self._waiting[index]
                 self._again(index, now)
                 if self._part is None:

@@ -11,7 +11,8 @@ The contract lives in three modules: ``topics``, ``messages`` and ``enrollment``
 from __future__ import annotations
 
 from edgefleet.protocol.topics import (  # noqa: F401
-    PROTOCOL_VERSION, TOPIC_ROOT, SHARED_GROUP, DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, MAX_PAYLOAD, ProtocolError,
+    PROTOCOL_VERSION, TOPIC_ROOT, SHARED_GROUP, DEFAULT_OTA_BLOCK, MAX_OTA_BLOCK, MAX_OTA_BLOCKS_PER_GET,
+    MAX_PAYLOAD, ProtocolError,
     validate_device_id, validate_request_id, validate_sha256, TopicKind, Topic, device_prefix, status_topic,
     telemetry_topic, events_topic, twin_desired_topic, twin_reported_topic, cmd_topic, cmd_reply_topic,
     ota_get_topic, ota_data_topic, device_subscriptions, server_subscriptions, parse_topic, topic_matches,

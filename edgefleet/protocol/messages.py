@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgefleet.protocol.topics import (
-    MAX_OTA_BLOCK, MAX_PAYLOAD, ProtocolError, Topic, TopicKind, parse_topic, validate_device_id, validate_sha256,
+    MAX_OTA_BLOCK, MAX_OTA_BLOCKS_PER_GET, MAX_PAYLOAD, ProtocolError, Topic, TopicKind, parse_topic, validate_device_id, validate_sha256,
 )
 
 
@@ -191,9 +191,17 @@ class CommandReply(Message):
 
 
 class OtaGet(Message):
+    """Blocks ``offset``, ``offset + length``, ... (``count`` of them), each answered as its own ``ota/data``
+    message: one request for a run of blocks halves the messages a download costs (each MQTT message is far
+    dearer to both ends than its parsing)."""
+
     sha256: str
     offset: int = Field(ge=0)
     length: int = Field(gt=0, le=MAX_OTA_BLOCK)
+    count: int = Field(1, ge=1, le=MAX_OTA_BLOCKS_PER_GET)
+
+    def offsets(self) -> range:
+        return range(self.offset, self.offset + self.count * self.length, self.length)
 
     @field_validator("sha256")
     @classmethod

@@ -12,6 +12,7 @@ TOPIC_ROOT = "edgefleet/v1"
 SHARED_GROUP = "fleet"
 DEFAULT_OTA_BLOCK = 256 * 1024
 MAX_OTA_BLOCK = 1024 * 1024
+MAX_OTA_BLOCKS_PER_GET = 16  # one `ota/get` may ask for a run of this many consecutive blocks
 
 _DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{2,62}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -27,8 +27,8 @@ class OtaRecorder(Recorder):
             self.ota.handle(device_id, request)
 
     def requested(self, device_id: str) -> list[int]:
-        """The offsets ``device_id`` asked for, in order, repeats included."""
-        return [c[2].offset for c in self.of(device_id) if c[0] == "ota_get"]
+        """The offsets ``device_id`` asked for, in order, repeats included (each block of a run of blocks)."""
+        return [offset for c in self.of(device_id) if c[0] == "ota_get" for offset in c[2].offsets()]
 
 
 class Catalog:

@@ -49,8 +49,8 @@ def device(env: Env) -> tuple[str, Peer]:
     return dev, peer
 
 
-def ask(peer: Peer, dev: str, sha: str, offset: int, length: int) -> None:
-    peer.publish(p.ota_get_topic(dev), p.OtaGet(sha256=sha, offset=offset, length=length).encode())
+def ask(peer: Peer, dev: str, sha: str, offset: int, length: int, count: int = 1) -> None:
+    peer.publish(p.ota_get_topic(dev), p.OtaGet(sha256=sha, offset=offset, length=length, count=count).encode())
 
 
 def test_each_request_is_answered_with_exactly_that_block(env: Env, catalog: Catalog, package: p.ModelRef,
@@ -66,6 +66,35 @@ def test_each_request_is_answered_with_exactly_that_block(env: Env, catalog: Cat
     assert len(peer.expect(p.ota_data_topic(dev, package.sha256, last)).payload) == 100
     wait_for(lambda: served.served == 3, what="3 blocks counted as served")
     assert served.bytes_served == 8192 + 100 and not served.refused
+
+
+def test_a_run_of_blocks_is_answered_block_by_block_within_the_in_flight_limit(
+        env: Env, recorder: OtaRecorder, bridge: MqttBridge, catalog: Catalog, package: p.ModelRef) -> None:
+    server = ota_server(recorder, catalog, bridge.publish_ota_block, max_in_flight=4, max_block=4096)
+    try:
+        dev, peer = device(env)
+        catalog.assign(dev, package.sha256)
+        data = catalog.path(package.sha256).read_bytes()
+        length = 3000
+        first = (package.size // length - 1) * length  # a whole block, then the package's short end
+        assert package.size % length
+        ask(peer, dev, package.sha256, first, length, count=3)  # the 3rd block starts past the end
+        for offset in (first, first + length):
+            block = peer.expect(p.ota_data_topic(dev, package.sha256, offset))
+            assert block.payload == data[offset:offset + length]
+        wait_for(lambda: server.refusals() == {"offset_past_end": 1}, what=lambda: str(server.refused))
+        wait_for(lambda: server.in_flight(dev) == 0, what="nothing in flight")
+        ask(peer, dev, package.sha256, 0, length, count=5)  # more than the 4 blocks this device may have in flight
+        peer.publish(p.ota_get_topic(dev), p.OtaGet(sha256=package.sha256, offset=0, length=1).encode().replace(
+            b'"count":1', f'"count":{p.MAX_OTA_BLOCKS_PER_GET + 1}'.encode()))  # over the protocol's limit
+        ask(peer, dev, package.sha256, length, length, count=2)
+        for offset in (length, 2 * length):
+            assert peer.expect(p.ota_data_topic(dev, package.sha256, offset)).payload == data[offset:offset + length]
+        wait_for(lambda: server.refusals() == {"offset_past_end": 1, "busy": 1}, what=lambda: str(server.refused))
+        wait_for(lambda: server.served == 4, what="4 blocks counted as served")
+        assert bridge.refused["malformed"] == 1 and peer.topics().count(p.ota_data_topic(dev, package.sha256, 0)) == 0
+    finally:
+        server.close()
 
 
 def test_refusals_are_counted_by_reason_and_serving_goes_on(env: Env, bridge: MqttBridge, catalog: Catalog,

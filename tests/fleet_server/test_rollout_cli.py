@@ -43,10 +43,12 @@ def _publish(server: ServerHandle, tmp_path: Path, name: str, **flags: object) -
 def test_create_status_pause_resume_abort(server: ServerHandle, tmp_path: Path) -> None:
     _publish(server, tmp_path, "cli-roll")
     made = rollout(server, "create", "--model", "cli-roll:1.0.0", "--target", "tag=site=nowhere", "--canary", "10%",
-                   "--waves", "3", "--max-failures", "5%", "--json")
+                   "--waves", "3", "--max-failures", "5%", "--min-fps", "2", "--max-error-rate", "0.1", "--json")
     assert made.exit_code == 0, made.output
     view = json.loads(made.stdout)
     assert (view["canary_percent"], view["waves"], view["max_failure_percent"]) == (10.0, 3, 5.0)
+    assert view["gates"]["min_fps"] == 2 and view["gates"]["max_error_rate"] == 0.1
+    assert view["gates"]["max_p95_ms"] is not None  # not given: the server's default from the package's benchmark
     rid = str(view["id"])
     shown = rollout(server, "status", rid)
     assert shown.exit_code == 0 and "canary" in shown.stdout and "running" in shown.stdout

@@ -132,6 +132,8 @@ def test_a_desired_model_is_downloaded_verified_and_installed(setup: Setup) -> N
     assert cached.read_bytes() == setup.catalog.path(ref.sha256).read_bytes()
     assert sorted(x.name for x in device.state.packages_dir.iterdir()) == [cached.name]  # no partial, no sidecar
     assert sorted(setup.recorder.requested(device.config.device_id)) == offsets(ref.size)  # each block once
+    runs = [c[2] for c in setup.recorder.of(device.config.device_id) if c[0] == "ota_get"]
+    assert len(runs) < len(offsets(ref.size)) and max(r.count for r in runs) > 1  # asked for in runs of blocks
 
 
 @pytest.mark.parametrize("interruption", ["broker_restart", "agent_killed"])
@@ -256,3 +258,24 @@ def test_the_watchdog_times_out_a_stalled_download_and_a_new_revision_resumes_it
     assert reported.model.sha256 == ref.sha256 and device.slots.active().package_sha256 == ref.sha256
     asked = setup.recorder.requested(device.config.device_id)
     assert asked.count(0) == 1 and asked.count(BLOCK) == 1 and set(asked) == set(offsets(ref.size))
+
+
+def test_a_lost_block_is_asked_again_once_blocks_stop_coming_and_no_other_is(setup: Setup) -> None:
+    ref = setup.catalog.add(setup.packages.make("1.0"))
+    device = setup.device()
+    original = setup.gate.bridge.publish_ota_block
+    dropped: list[int] = []
+
+    def second_block_lost(device_id: str, sha256: str, offset: int, data: bytes, **kw: object) -> object:
+        if offset == BLOCK and not dropped:
+            dropped.append(offset)
+            return None  # never sent: as if the request or the block were lost on the way
+        return original(device_id, sha256, offset, data, **kw)
+
+    setup.gate.bridge.publish_ota_block = second_block_lost  # type: ignore[method-assign]
+    setup.desire(device, ref)
+    setup.reported_ota(device, "installed")
+    requested = setup.recorder.requested(device.config.device_id)
+    assert dropped == [BLOCK] and requested.count(BLOCK) == 2
+    assert sorted(set(requested)) == offsets(ref.size) and len(requested) == len(offsets(ref.size)) + 1
+    assert device.ota.refused == {}  # nothing arrived twice
