@@ -187,6 +187,9 @@ def test_by_default_a_device_may_fetch_what_its_stored_desired_twin_names(db, tm
 
     from fleet_server.db import Device
     from fleet_server.fleet import Fleet
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edgefleet.protocol.control import ControlSigner
     from fleet_server.settings import ServerSettings
 
     sha, other = "a" * 64, "b" * 64
@@ -196,7 +199,8 @@ def test_by_default_a_device_may_fetch_what_its_stored_desired_twin_names(db, tm
             s.add(Device(id=device_id, tags={}, enrolled_at=datetime.now(timezone.utc), cert_serial=device_id,
                          mqtt_password_hash="sha256:00", hardware={}, desired=twin))
     fleet = Fleet(settings=ServerSettings(state_dir=tmp_path), db=db, ca=None, signing_public_key="",
-                  server_broker_password="", admin_key=None, admin_key_created=False)
+                  control=ControlSigner(Ed25519PrivateKey.generate()), server_broker_password="", admin_key=None,
+                  admin_key_created=False)
     assert fleet.ota_assigned("cam-1", sha)
     assert not fleet.ota_assigned("cam-1", other) and not fleet.ota_assigned("cam-2", sha)
     assert not fleet.ota_assigned("nobody", sha)

@@ -16,7 +16,8 @@ from tests.fleet_server.conftest import make_csr
 
 @pytest.fixture()
 def ctx(ca: CertificateAuthority) -> enrollment.EnrollContext:
-    return enrollment.EnrollContext(ca=ca, broker_url="mqtt://127.0.0.1:18830", signing_public_key="PEM")
+    return enrollment.EnrollContext(ca=ca, broker_url="mqtt://127.0.0.1:18830", signing_public_key="PEM",
+                                     control_public_key="CONTROL PEM")
 
 
 def _token(db: Database, **kw: object) -> str:
