@@ -12,18 +12,16 @@ import pytest
 
 from edge_agent.fleet.agent import Agent
 from edge_agent.fleet.enroll import enroll
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
 from tests.cameras.rtsp_camera import RtspCamera, camera  # noqa: F401 - the fixture
+from tests.fleet_server.live_server import running_server
 from tests.fleet_server.model_packages import Packer
 from tests.waiting import wait_for
 
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0, alert_eval_s=0.5)
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30)
+    with running_server(tmp_path / "server", alert_eval_s=0.5) as handle:
         yield handle
 
 

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.fleet.sim import SimulatedDevice, enroll_simulated
 from fleet_server.events import HubEvent
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
+from tests.fleet_server.live_server import running_server
 from tests.waiting import wait_for
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "edgefleet-dashboard.json"
@@ -25,10 +25,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "edgefl
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0, telemetry_job_s=0.5,
-                              alert_eval_s=0.5)
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect"
+    with running_server(tmp_path / "server", telemetry_job_s=0.5, alert_eval_s=0.5) as handle:
         yield handle
 
 

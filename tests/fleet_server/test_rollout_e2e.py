@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from edge_agent.fleet.sim import SimulatedDevice, enroll_simulated
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
+from tests.fleet_server.live_server import running_server
 from tests.fleet_server.model_packages import Packer
 from tests.waiting import wait_for
 
@@ -22,9 +22,7 @@ ROLLOUT_WAIT_S = 120
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, embedded_broker_port=0)
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect"
+    with running_server(tmp_path / "server") as handle:
         yield handle
 
 
