@@ -98,8 +98,9 @@ export async function render(main, [id]) {
         : h("p", { class: "muted" }, "Nothing recorded for this device."))));
   showStatus(device);
   telemetry.slice().reverse().forEach(showTelemetry);
-  await Promise.all([showTwin(), showAlerts()]);
+  const twinAndAlerts = Promise.all([showTwin(), showAlerts()]);
 
+  // Listening starts before the twin and alerts have loaded, so nothing that happens meanwhile is missed.
   const mine = (fn) => (e) => { if (e.device_id === id) fn(e); };
   const offs = [
     on("device.status", mine((e) => {
@@ -114,5 +115,6 @@ export async function render(main, [id]) {
     on("alert", mine(() => showAlerts())),
     on("resync", async () => { Object.assign(device, await call(path)); showStatus(device); showTwin(); }),
   ];
+  await twinAndAlerts;
   return () => offs.forEach((off) => off());
 }

@@ -54,12 +54,11 @@ export async function render(main) {
   status.addEventListener("change", draw);
   search.addEventListener("input", draw);
   draw();
-  await Promise.all(devices.slice(0, TELEMETRY_PRELOAD).map(async (d) => {
-    const last = await call(`/devices/${encodeURIComponent(d.id)}/telemetry?limit=1`).catch(() => []);
-    if (last.length) fps.set(d.id, last[0]);
-  }));
-  draw();
 
+  // Listen before anything else is awaited: an event that comes while the page still loads must not be lost.
+  // A fetch that was in flight when a status event came must not put the older status back (statusSeq).
+  const statusSeq = new Map();
+  let seq = 0;
   const offs = [
     on("device.status", (e) => {
       const d = byId.get(e.device_id);
@@ -67,6 +66,7 @@ export async function render(main) {
       d.status = e.status.state;
       d.online = d.status === "online";
       d.last_seen = e.status.ts;
+      statusSeq.set(e.device_id, ++seq);
       draw();
     }),
     on("device.telemetry", (e) => {
@@ -80,13 +80,28 @@ export async function render(main) {
     on("device.desired", (e) => reload(e.device_id)),
     on("resync", () => refresh()),
   ];
+  function keepNewerStatus(fresh, asked) {
+    const known = byId.get(fresh.id);
+    if (known && statusSeq.get(fresh.id) !== asked.get(fresh.id)) {
+      Object.assign(fresh, { status: known.status, online: known.online, last_seen: known.last_seen });
+    }
+    byId.set(fresh.id, fresh);
+  }
   async function reload(id) {
+    const asked = new Map(statusSeq);
     const d = await call(`/devices/${encodeURIComponent(id)}`).catch(() => null);
-    if (d) { byId.set(d.id, d); draw(); }
+    if (d) { keepNewerStatus(d, asked); draw(); }
   }
   async function refresh() {
-    for (const d of await call("/devices")) byId.set(d.id, d);
+    const asked = new Map(statusSeq);
+    for (const d of await call("/devices")) keepNewerStatus(d, asked);
     draw();
   }
+
+  await Promise.all(devices.slice(0, TELEMETRY_PRELOAD).map(async (d) => {
+    const last = await call(`/devices/${encodeURIComponent(d.id)}/telemetry?limit=1`).catch(() => []);
+    if (last.length && !fps.has(d.id)) fps.set(d.id, last[0]);  // the stream may already have given a newer one
+  }));
+  draw();
   return () => offs.forEach((off) => off());
 }

@@ -78,7 +78,8 @@ def test_the_demo_rolls_out_over_mqtt_and_its_dashboard_shows_and_drives_the_fle
         until(browser, lambda b: text(b, "#stat-online .value") == "2", "both demo agents online")
         browser.execute_script("location.hash = '#/devices'")
         until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")) == 2, "two rows")
-        device = browser.find_element(By.CSS_SELECTOR, "#device-table tbody tr").get_attribute("data-device")
+        # read in the page in one step: rows are redrawn as telemetry streams in
+        device = browser.execute_script("return document.querySelector('#device-table tbody tr').dataset.device")
         browser.execute_script(f"location.hash = '#/devices/{device}'")
         until(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "button[data-command=snapshot]"), "command buttons")
         _command(browser, "snapshot")
@@ -91,8 +92,8 @@ def test_the_demo_rolls_out_over_mqtt_and_its_dashboard_shows_and_drives_the_fle
 
         _command(browser, "restart_agent")  # the demo has no service manager: the agent stays stopped
         browser.execute_script("location.hash = '#/alerts'")
-        until(browser, lambda b: any(device in r.text and "firing" in r.text and "offline" in r.text
-                                     for r in b.find_elements(By.CSS_SELECTOR, "#alert-table tbody tr")),
+        rows = "return [...document.querySelectorAll('#alert-table tbody tr')].map((r) => r.textContent)"
+        until(browser, lambda b: any(device in r and "firing" in r and "offline" in r for r in b.execute_script(rows)),
               "the offline alert for the stopped agent")
         browser.save_screenshot(str(tmp_path / "demo-alerts.png"))
     finally:

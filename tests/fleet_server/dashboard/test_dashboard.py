@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -31,7 +32,9 @@ def sign_in(browser: WebDriver, fleet: Fleet, role: str) -> None:
 
 
 def until(browser: WebDriver, check, what: str):  # noqa: ANN001, ANN201 - a WebDriverWait condition
-    return WebDriverWait(browser, WAIT_S).until(check, message=f"waited for {what}")
+    """Rows and cards are redrawn as events stream in: an element that went stale mid-check is looked up again."""
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
+        check, message=f"waited for {what}")
 
 
 def go(browser: WebDriver, hash_: str, ready_id: str) -> None:
@@ -65,8 +68,8 @@ def test_signing_in_shows_the_fleet_and_keeps_the_key_in_this_tab_only(browser: 
     until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")) == 2, "two rows")
     search = browser.find_element(By.ID, "filter-search")
     search.send_keys(fleet.device_id(1)[:12])
-    rows = browser.find_elements(By.CSS_SELECTOR, "#device-table tbody tr")
-    assert [r.get_attribute("data-device") for r in rows] == [fleet.device_id(1)]
+    shown = "return [...document.querySelectorAll('#device-table tbody tr')].map((r) => r.dataset.device)"
+    assert browser.execute_script(shown) == [fleet.device_id(1)]
     browser.save_screenshot(str(tmp_path / "devices.png"))
     go(browser, "#/rollouts", "rollouts")
     until(browser, lambda b: "No rollouts yet" in b.find_element(By.ID, "rollouts").text, "the empty rollout list")
