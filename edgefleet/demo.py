@@ -24,6 +24,16 @@ from rich.table import Table
 console = Console(width=None if Console().is_terminal else 160)
 
 
+def _console_logs_at_cli_level() -> None:
+    """The agents log INFO to their own files (what `get_logs` returns); the console keeps showing only what the
+    command's -v asked for, so those lines do not break up the demo's tables."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(root.level)
+
+
 def _port_or_free(port: int) -> int:
     with socket.socket() as s:
         try:
@@ -145,6 +155,7 @@ def demo_command(
                               signing_key_file=signing_key)
     server = start_server_in_thread(settings)
     agents: list[Agent] = []
+    _console_logs_at_cli_level()
     try:
         console.print(f"server    [bold]{server.url}[/]  (API docs {server.url}/docs, dashboard {server.url}/)")
         console.print(f"broker    [bold]{server.broker_url}[/] (embedded, per-device credentials)")
