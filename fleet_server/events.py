@@ -152,7 +152,8 @@ class EventHub:
     def device_message(self, kind: str, device_id: str, message: BaseModel | None) -> None:
         """What the ingest stored for a device (status, telemetry, reported twin), as `device.<kind>`; other
         kinds of message are not streamed."""
-        if kind in DEVICE_KINDS and message is not None:
+        if kind in DEVICE_KINDS and message is not None and (self._subscribers or self._listeners):
+            # nobody watching (the usual case for a fleet's telemetry): not even the dump is made
             self.publish(DEVICE_KINDS[kind], {"device_id": device_id, kind: message.model_dump(mode="json")})
 
     def close(self) -> None:
