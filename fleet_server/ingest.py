@@ -73,11 +73,12 @@ class Ingest:
         self._apply("event", device_id, devices.touch)
 
     def on_command_reply(self, device_id: str, request_id: str, reply: CommandReply) -> None:
-        self._apply("command_reply", device_id, devices.touch)
+        known = self._apply("command_reply", device_id, devices.touch)
         if self.commands is not None:
             self.commands.on_reply(device_id, request_id, reply)
-        self.events.publish("command.reply", {"device_id": device_id, "request_id": request_id,
-                                              "reply": reply.model_dump(mode="json")})
+        if known:  # as for every other message: nothing from an unknown device reaches the live view
+            self.events.publish("command.reply", {"device_id": device_id, "request_id": request_id,
+                                                  "reply": reply.model_dump(mode="json")})
 
     def on_ota_get(self, device_id: str, request: OtaGet) -> None:
         """Hand the request to the OtaServer (it only counts and queues here). No database write: a download asks
