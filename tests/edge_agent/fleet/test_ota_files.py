@@ -36,7 +36,7 @@ def test_the_sidecar_records_blocks_at_checkpoints_only(tmp_path: Path, package:
     for i, data in enumerate(blocks(package)[:3]):
         part.write(i, data)
     assert sidecar_done(part) == [] and not part.checkpoint_due(part.saved_at, 4, 60.0)
-    assert part.checkpoint_due(part.saved_at, 3, 60.0) and part.checkpoint_due(part.saved_at + 60.0, 4, 60.0)
+    assert part.checkpoint_due(part.saved_at, 3, 60.0) and part.checkpoint_due(part.saved_at + 61.0, 4, 60.0)
     part.checkpoint()
     assert sidecar_done(part) == [0, 1, 2] and not part.checkpoint_due(part.saved_at + 60.0, 1, 0.0)
     part.write(3, blocks(package)[3])  # written, never checkpointed: a crash now costs this block
