@@ -85,7 +85,9 @@ def test_ultralytics_detector_needs_no_flags_and_the_agent_finds_the_known_boxes
     pub = signing_public_key_path(tmp_path / "state")
     red = infer(pkg, pub, backend, solid(RED), tmp_path / "red")
     assert [d.label for d in red] == ["red thing"]  # candidate 2 overlaps candidate 0: suppressed
-    assert red[0].score == pytest.approx(fx.expected_score(letterboxed_mean(255), 0), abs=1e-4)
+    # OpenVINO's CPU plug-in runs an FP32 model in bf16 where the CPU has it (AVX512-BF16, AMX): ~1e-3 off.
+    score_tolerance = 1e-4 if backend == "onnxruntime" else 5e-3
+    assert red[0].score == pytest.approx(fx.expected_score(letterboxed_mean(255), 0), abs=score_tolerance)
     assert red[0].box == pytest.approx(frame_box(0), abs=1e-3)
     green = infer(pkg, pub, backend, solid(GREEN), tmp_path / "green")
     assert [(d.label, d.index) for d in green] == [("green thing", 1)]
