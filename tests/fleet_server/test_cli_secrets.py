@@ -12,19 +12,15 @@ from click.testing import CliRunner as EdgefleetRunner
 from typer.testing import CliRunner
 
 from fleet_server.cli import devices_app, token_app
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
+from tests.fleet_server.live_server import CLI_ENV, running_server
 
 runner = CliRunner()
-NO_ENV = {"EDGEFLEET_API_KEY": None, "EDGEFLEET_API_KEY_FILE": None, "EDGEFLEET_ENROLL_TOKEN": None,
-          "EDGEFLEET_ENROLL_TOKEN_FILE": None}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path_factory.mktemp("cli-secrets") / "server", port=0,
-                              embedded_broker_port=0)
-    with start_server_in_thread(settings, start_mqtt=False) as handle:
+    with running_server(tmp_path_factory.mktemp("cli-secrets") / "server", start_mqtt=False) as handle:
         yield handle
 
 
@@ -45,7 +41,7 @@ def _secret_file(tmp_path: Path, secret: str, name: str = "secret") -> Path:
 
 
 def _token_create(server: ServerHandle, *args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
-    return runner.invoke(token_app, ["create", "--server", server.url, *args], env={**NO_ENV, **(env or {})})
+    return runner.invoke(token_app, ["create", "--server", server.url, *args], env={**CLI_ENV, **(env or {})})
 
 
 def test_the_api_key_can_come_from_a_file(server: ServerHandle, viewer_key: str, tmp_path: Path) -> None:
@@ -58,7 +54,7 @@ def test_the_api_key_can_come_from_a_file(server: ServerHandle, viewer_key: str,
 def test_the_api_key_file_can_come_from_the_environment(server: ServerHandle, tmp_path: Path) -> None:
     path = _secret_file(tmp_path, server.admin_key)
     result = runner.invoke(devices_app, ["ls", "--json", "--server", server.url],
-                           env={**NO_ENV, "EDGEFLEET_API_KEY_FILE": str(path)})
+                           env={**CLI_ENV, "EDGEFLEET_API_KEY_FILE": str(path)})
     assert result.exit_code == 0, result.output
 
 
@@ -107,7 +103,7 @@ def _agent_enroll(server: ServerHandle, state: Path, *args: str,
     from edgefleet.cli import cli
 
     return EdgefleetRunner().invoke(cli, ["agent", "enroll", "--server", server.url, "--state-dir", str(state), *args],
-                         env={**NO_ENV, **(env or {})})
+                         env={**CLI_ENV, **(env or {})})
 
 
 def test_agent_enroll_reads_the_token_from_a_file(server: ServerHandle, tmp_path: Path) -> None:

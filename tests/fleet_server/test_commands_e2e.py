@@ -19,23 +19,19 @@ from edgefleet import protocol as p
 from edgefleet.cli import cli
 from edge_agent.fleet.sim import SimulatedDevice, enroll_simulated
 from edge_agent.fleet.state import StateDir
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
 from tests.fleet_server.conftest import make_csr
+from tests.fleet_server.live_server import CLI_ENV, running_server
 from tests.fleet_server.mqtt_device import SimDevice, opened
 from tests.mqtt_client import unique_name
 from tests.waiting import wait_for
 
 runner = CliRunner()
-NO_ENV = {"EDGEFLEET_API_KEY": None, "EDGEFLEET_API_KEY_FILE": None, "EDGEFLEET_SERVER": None, "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path_factory.mktemp("commands") / "server", port=0,
-                              embedded_broker_port=0)
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect"
+    with running_server(tmp_path_factory.mktemp("commands") / "server") as handle:
         yield handle
 
 
@@ -156,7 +152,7 @@ def test_a_device_that_does_not_answer_times_out_and_its_late_reply_is_kept(serv
 def _cli(server: ServerHandle, key_file: Path, *args: str):  # noqa: ANN202 - click Result
     """`edgefleet devices cmd ...` as a user types it (in-process: the same code, without a Python start-up)."""
     return runner.invoke(cli, ["devices", "cmd", *args, "--server", server.url, "--api-key-file", str(key_file)],
-                         env=NO_ENV)
+                         env=CLI_ENV)
 
 
 def test_the_cli_runs_a_command_and_says_how_it_went_in_its_exit_code(server: ServerHandle, api: Api,

@@ -12,20 +12,17 @@ from click.testing import CliRunner
 
 from edgefleet.cli import cli
 from fleet_server.model_store import ModelStore
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
 from models.package import file_sha256
+from tests.fleet_server.live_server import CLI_ENV, running_server
 from tests.fleet_server.model_packages import Packer, flipped_byte, garbage
 
 runner = CliRunner()
-NO_ENV = {"EDGEFLEET_API_KEY": None, "EDGEFLEET_API_KEY_FILE": None, "EDGEFLEET_SERVER": None, "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path_factory.mktemp("registry-cli") / "server", port=0,
-                              embedded_broker_port=0)
-    with start_server_in_thread(settings, start_mqtt=False) as handle:
+    with running_server(tmp_path_factory.mktemp("registry-cli") / "server", start_mqtt=False) as handle:
         yield handle
 
 
@@ -36,7 +33,7 @@ def packer(server: ServerHandle, tmp_path: Path) -> Packer:
 
 def model(server: ServerHandle, *args: str, key: str | None = None):  # noqa: ANN201 - click Result
     return runner.invoke(cli, ["model", *args, "--server", server.url, "--api-key", key or server.admin_key],
-                         env=NO_ENV)
+                         env=CLI_ENV)
 
 
 def test_publish_then_again_then_ls_from_the_server(server: ServerHandle, packer: Packer) -> None:
@@ -52,7 +49,7 @@ def test_publish_then_again_then_ls_from_the_server(server: ServerHandle, packer
     assert listed.exit_code == 0, listed.output
     assert [(m["name"], m["sha256"]) for m in json.loads(listed.stdout)] == [("cli-first", view["sha256"])]
     table = runner.invoke(cli, ["model", "ls", "--server", server.url, "--api-key", server.admin_key],
-                          env=NO_ENV)
+                          env=CLI_ENV)
     assert table.exit_code == 0 and "cli-first" in table.stdout and view["sha256"][:12] in table.stdout
 
 
@@ -73,12 +70,12 @@ def test_a_clash_or_a_key_too_weak_exits_1_and_an_unreachable_server_3(server: S
     clash = model(server, "publish", str(packer.make(name="cli-clash", extra=b"other")))
     assert clash.exit_code == 1 and "409" in clash.stderr and "new version" in clash.stderr
     viewer = runner.invoke(cli, ["apikey", "create", "--role", "viewer", "--json", "--server", server.url,
-                                 "--api-key", server.admin_key], env=NO_ENV)
+                                 "--api-key", server.admin_key], env=CLI_ENV)
     key = json.loads(viewer.stdout)["key"]
     weak = model(server, "publish", str(packer.make("2", name="cli-clash")), key=key)
     assert weak.exit_code == 1 and "403" in weak.stderr
     gone = runner.invoke(cli, ["model", "publish", str(packer.make(name="cli-clash")), "--server",
-                               "http://127.0.0.1:9", "--api-key", "x"], env=NO_ENV)
+                               "http://127.0.0.1:9", "--api-key", "x"], env=CLI_ENV)
     assert gone.exit_code == 3 and "cannot reach" in gone.stderr
 
 
@@ -86,21 +83,21 @@ def test_publish_takes_the_key_from_a_file(server: ServerHandle, packer: Packer,
     key_file = tmp_path / "key"
     key_file.write_text(server.admin_key + "\n")
     result = runner.invoke(cli, ["model", "publish", str(packer.make(name="cli-file")), "--server", server.url,
-                                 "--api-key-file", str(key_file)], env=NO_ENV)
+                                 "--api-key-file", str(key_file)], env=CLI_ENV)
     assert result.exit_code == 0, result.output
 
 
 def test_ls_without_server_is_the_local_registry(packer: Packer, tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     added = runner.invoke(cli, ["model", "add", str(packer.make(name="local-only")), "--registry", str(registry),
-                                "--no-verify"], env=NO_ENV)
+                                "--no-verify"], env=CLI_ENV)
     assert added.exit_code == 0, added.output
-    ls = runner.invoke(cli, ["model", "ls", "--registry", str(registry), "--json"], env=NO_ENV)
-    listing = runner.invoke(cli, ["model", "list", "--registry", str(registry), "--json"], env=NO_ENV)
+    ls = runner.invoke(cli, ["model", "ls", "--registry", str(registry), "--json"], env=CLI_ENV)
+    listing = runner.invoke(cli, ["model", "list", "--registry", str(registry), "--json"], env=CLI_ENV)
     assert ls.exit_code == 0 and ls.stdout == listing.stdout
     assert [e["name"] for e in json.loads(ls.stdout)] == ["local-only"]
     both = runner.invoke(cli, ["model", "ls", "--server", "http://127.0.0.1:9", "--registry", str(registry)],
-                         env=NO_ENV)
+                         env=CLI_ENV)
     assert both.exit_code == 2
 
 

@@ -12,31 +12,28 @@ from click.testing import CliRunner
 
 from edgefleet.cli import cli
 from fleet_server.rollout_scheduler import RolloutScheduler
-from fleet_server.server import ServerHandle, start_server_in_thread
-from fleet_server.settings import ServerSettings
+from fleet_server.server import ServerHandle
+from tests.fleet_server.live_server import CLI_ENV, running_server
 from tests.fleet_server.model_packages import Packer
 
 runner = CliRunner()
-NO_ENV = {"EDGEFLEET_API_KEY": None, "EDGEFLEET_API_KEY_FILE": None, "EDGEFLEET_SERVER": None, "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    settings = ServerSettings(state_dir=tmp_path_factory.mktemp("rollout-cli") / "server", port=0,
-                              embedded_broker_port=0)
-    with start_server_in_thread(settings, start_mqtt=False) as handle:
+    with running_server(tmp_path_factory.mktemp("rollout-cli") / "server", start_mqtt=False) as handle:
         yield handle
 
 
 def rollout(server: ServerHandle, *args: str):  # noqa: ANN201 - click Result
     return runner.invoke(cli, ["rollout", *args, "--server", server.url, "--api-key", server.admin_key],
-                         env=NO_ENV)
+                         env=CLI_ENV)
 
 
 def _publish(server: ServerHandle, tmp_path: Path, name: str, **flags: object) -> None:
     package = Packer.for_server(server.settings.signing_key_path(), tmp_path / "work").make(name=name, **flags)
     result = runner.invoke(cli, ["model", "publish", str(package), "--server", server.url, "--api-key",
-                                 server.admin_key], env=NO_ENV)
+                                 server.admin_key], env=CLI_ENV)
     assert result.exit_code == 0, result.output
 
 
@@ -80,7 +77,7 @@ def test_refusals_exit_1_bad_input_2_unreachable_3(server: ServerHandle, tmp_pat
     assert rollout(server, "create", "--model", "x:1", "--canary", "ten").exit_code == 2
     assert rollout(server, "status", "9999").exit_code == 1
     gone = runner.invoke(cli, ["rollout", "status", "1", "--server", "http://127.0.0.1:9", "--api-key", "efk_x"],
-                         env=NO_ENV)
+                         env=CLI_ENV)
     assert gone.exit_code == 3
 
 
