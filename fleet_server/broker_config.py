@@ -55,6 +55,13 @@ def acl_text(server_identities: tuple[str, ...] = (SERVER_CN,)) -> str:
     return "\n".join(lines) + "\n"
 
 
+# One client, the server's bridge, reads the whole fleet's telemetry. Mosquitto's default queue (1,000 QoS 1
+# messages per client) then drops messages the broker already acknowledged to a device as soon as the server falls
+# a few seconds behind (seen in a 1,000-message burst on a loaded machine); a byte bound holds memory instead.
+# A device's own queue stays small: its OTA window and a few commands.
+QUEUE_LIMITS = ("max_queued_messages 100000", "max_queued_bytes 67108864")
+
+
 def mosquitto_conf(layout: BrokerLayout) -> str:
     """mosquitto.conf for one mTLS listener; every path as the broker will see it."""
     at = layout.seen_at
@@ -68,6 +75,7 @@ def mosquitto_conf(layout: BrokerLayout) -> str:
              f"pid_file {at / PID}",
              "persistence true",
              f"persistence_location {data}/",
+             *QUEUE_LIMITS,
              "log_dest stdout",
              "",
              f"listener {layout.port}" + (f" {layout.bind}" if layout.bind else ""),

@@ -5,12 +5,14 @@ on the shared Mosquitto is cleared by the session sweep (tests/conftest.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from edgefleet import protocol as p
+from fleet_server.broker_config import QUEUE_LIMITS
 from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
 from tests import services
@@ -20,16 +22,34 @@ from tests.mqtt_client import retained_topics, unique_name
 from tests.waiting import wait_for
 
 
+@contextmanager
+def _server_on(broker: str, state_dir: Path) -> Iterator[ServerHandle]:
+    # not shared: other servers on the shared Mosquitto would otherwise take part of our telemetry
+    settings = ServerSettings(state_dir=state_dir, port=0, broker=broker, embedded_broker_port=0,
+                              shared_telemetry=False, insecure_broker=True)  # the test brokers are anonymous
+    with start_server_in_thread(settings) as handle:
+        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect and subscribe"
+        yield handle
+
+
 @pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHandle]:
     broker = "embedded"
     if request.param == "mosquitto":
         broker = f"mqtt://127.0.0.1:{request.getfixturevalue('mosquitto_port')}"
-    # not shared: other servers on the shared Mosquitto would otherwise take part of our telemetry
-    settings = ServerSettings(state_dir=tmp_path / "server", port=0, broker=broker, embedded_broker_port=0,
-                              shared_telemetry=False, insecure_broker=True)  # the shared Mosquitto is anonymous
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect and subscribe"
+    with _server_on(broker, tmp_path / "server") as handle:
+        yield handle
+
+
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
+def queue_sized_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerHandle]:
+    """On Mosquitto, one with the queue limits `server broker-config` writes: the stock default (1,000 queued
+    messages per client) drops acknowledged messages to a server that falls behind a 1,000-message burst."""
+    broker = "embedded"
+    if request.param == "mosquitto":
+        mosquitto = request.getfixturevalue("private_mosquitto")([*services.plain_mosquitto_config(), *QUEUE_LIMITS])
+        broker = f"mqtt://127.0.0.1:{mosquitto.port}"
+    with _server_on(broker, tmp_path / "server") as handle:
         yield handle
 
 
@@ -244,13 +264,15 @@ def test_an_enrolled_device_logs_in_at_its_first_attempt_once_enrollment_answers
         dev.stop()
 
 
-def test_a_burst_of_telemetry_then_an_immediate_disconnect_loses_nothing_once_acknowledged(fleet: Fleet) -> None:
+def test_a_burst_of_telemetry_then_an_immediate_disconnect_loses_nothing_once_acknowledged(
+        queue_sized_server: ServerHandle) -> None:
     """Every snapshot the broker PUBACKed is stored, even when the device leaves right after the last PUBACK
     (the agent's outbox deletes a snapshot on its PUBACK, so a loss here would be a loss for good)."""
     import sqlalchemy as sa
 
     from fleet_server.db.models import TelemetryRow
 
+    fleet = Fleet(queue_sized_server)
     creds = fleet.enroll("burst")
     device_id = creds["device_id"]
     dev = SimDevice(device_id, creds["broker_url"], creds["mqtt_username"], creds["mqtt_password"])
@@ -269,6 +291,7 @@ def test_a_burst_of_telemetry_then_an_immediate_disconnect_loses_nothing_once_ac
             rows = session.scalars(sa.select(TelemetryRow.payload).where(TelemetryRow.device_id == device_id))
             return {row["frames_inferred"] for row in rows}
 
-    wait_for(lambda: len(stored()) >= 1000, timeout=120, what="1,000 snapshots stored")
+    wait_for(lambda: len(stored()) >= 1000, timeout=120,
+             what=lambda: f"1,000 snapshots stored ({len(stored())} are)")
     assert stored() == set(range(1000))
     assert fleet.server.fleet.bridge.refused["rate_limited"] == 0
