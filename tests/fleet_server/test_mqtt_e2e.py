@@ -5,7 +5,7 @@ on the shared Mosquitto is cleared by the session sweep (tests/conftest.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -17,19 +17,16 @@ from fleet_server.server import ServerHandle, start_server_in_thread
 from fleet_server.settings import ServerSettings
 from tests import services
 from tests.fleet_server.conftest import make_csr
+from tests.fleet_server.live_server import running_server
 from tests.fleet_server.mqtt_device import SimDevice, broker_port
 from tests.mqtt_client import retained_topics, unique_name
 from tests.waiting import wait_for
 
 
-@contextmanager
-def _server_on(broker: str, state_dir: Path) -> Iterator[ServerHandle]:
+def _server_on(broker: str, state_dir: Path) -> AbstractContextManager[ServerHandle]:
     # not shared: other servers on the shared Mosquitto would otherwise take part of our telemetry
-    settings = ServerSettings(state_dir=state_dir, port=0, broker=broker, embedded_broker_port=0,
-                              shared_telemetry=False, insecure_broker=True)  # the test brokers are anonymous
-    with start_server_in_thread(settings) as handle:
-        assert handle.fleet.bridge.wait_connected(30), "the server's bridge did not connect and subscribe"
-        yield handle
+    return running_server(state_dir, broker=broker, shared_telemetry=False,
+                          insecure_broker=True)  # the test brokers are anonymous
 
 
 @pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
